@@ -5,7 +5,8 @@
 #![allow(clippy::all, clippy::unwrap_used)]
 
 /// Encoded `FileDescriptorSet` of every Atrium proto, for gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/atrium_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/atrium_descriptor.bin"));
 
 pub mod common {
     pub mod v1 {

@@ -1,1 +1,18 @@
-//! placeholder
+//! The service kit: what every Atrium service shares and nothing service-specific —
+//! layered configuration, telemetry, the gRPC server bootstrap with health and reflection,
+//! graceful shutdown, database connection and migration, the authentication layer, and the one
+//! error type that maps to gRPC status codes. Domain logic belongs in the services.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod paging;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+pub mod testing;
+
+pub use config::Secret;
+pub use error::{ApiError, ApiResult};
+pub use shutdown::Shutdown;

@@ -1,0 +1,52 @@
+//! The set of public keys that verify access tokens. Identity updates it when it rotates keys;
+//! other services fill it from identity's `GetVerificationKeys` and refresh on an unknown key id.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use ed25519_dalek::VerifyingKey;
+
+/// One verification key.
+#[derive(Debug, Clone)]
+pub struct KeyEntry {
+    pub kid: String,
+    pub key: VerifyingKey,
+    /// Unix seconds after which tokens signed by this key are refused (retired keys).
+    pub valid_until: Option<i64>,
+}
+
+/// A cheaply clonable, shared, read-mostly map from key id to key.
+#[derive(Debug, Clone, Default)]
+pub struct KeySet {
+    inner: Arc<RwLock<HashMap<String, KeyEntry>>>,
+}
+
+impl KeySet {
+    pub fn get(&self, kid: &str) -> Option<KeyEntry> {
+        let map = self
+            .inner
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.get(kid).cloned()
+    }
+
+    /// Replaces the whole set.
+    pub fn replace(&self, keys: Vec<KeyEntry>) {
+        let map = keys.into_iter().map(|k| (k.kid.clone(), k)).collect();
+        *self
+            .inner
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = map;
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

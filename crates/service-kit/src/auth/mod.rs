@@ -1,0 +1,269 @@
+//! Authentication for every Atrium gRPC server: who is calling, established once per request by
+//! [`AuthLayer`] and handed to handlers as a [`Principal`] request extension.
+//!
+//! Callers present `authorization` metadata: `Bearer <access token>` (verified locally against
+//! the [`KeySet`]), `ApiKey <id>:<secret>` (resolved by an [`ApiKeyResolver`]) or
+//! `Service <token>` (the shared service credential, compared in constant time). Authorization —
+//! what the principal may do — is the handler's business.
+
+pub mod jwt;
+pub mod keys;
+mod layer;
+pub mod permissions;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use subtle::ConstantTimeEq;
+
+pub use jwt::{AccessClaims, Scope, TokenError};
+pub use keys::{KeyEntry, KeySet};
+pub use layer::{AuthLayer, AuthService};
+
+use crate::config::Secret;
+use crate::error::ApiError;
+
+/// An authenticated user, from a verified access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPrincipal {
+    pub user_id: String,
+    pub username: String,
+    pub realm: String,
+    pub login_session_id: String,
+    pub token_id: String,
+    pub scope: Scope,
+    pub expires_at: i64,
+}
+
+/// An authenticated API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyPrincipal {
+    pub key_id: String,
+    pub name: String,
+    pub read_only: bool,
+    pub permissions: Vec<String>,
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    User(UserPrincipal),
+    ApiKey(ApiKeyPrincipal),
+    /// One of Atrium's own services, holding the service credential.
+    Service,
+}
+
+impl Principal {
+    /// The audit-log form: `user:<id>`, `api_key:<id>` or `service`.
+    pub fn actor(&self) -> String {
+        match self {
+            Principal::User(u) => format!("user:{}", u.user_id),
+            Principal::ApiKey(k) => format!("api_key:{}", k.key_id),
+            Principal::Service => "service".to_owned(),
+        }
+    }
+
+    /// The user, if the caller is a user with a full-scope token.
+    pub fn full_user(&self) -> Option<&UserPrincipal> {
+        match self {
+            Principal::User(u) if u.scope == Scope::Full => Some(u),
+            _ => None,
+        }
+    }
+}
+
+/// Reads the principal the auth layer attached to a request.
+pub fn principal<T>(request: &tonic::Request<T>) -> Result<Principal, ApiError> {
+    request
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| ApiError::Unauthenticated("authentication required".into()))
+}
+
+/// A credential as presented in `authorization` metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    Bearer(String),
+    ApiKey { id: String, secret: String },
+    Service(String),
+}
+
+impl Credential {
+    /// Parses an `authorization` value; `None` when it has no known scheme.
+    pub fn parse(value: &str) -> Option<Credential> {
+        let (scheme, rest) = value.trim().split_once(' ')?;
+        let rest = rest.trim();
+        if rest.is_empty() {
+            return None;
+        }
+        if scheme.eq_ignore_ascii_case("bearer") {
+            Some(Credential::Bearer(rest.to_owned()))
+        } else if scheme.eq_ignore_ascii_case("apikey") {
+            let (id, secret) = rest.split_once(':')?;
+            Some(Credential::ApiKey {
+                id: id.to_owned(),
+                secret: secret.to_owned(),
+            })
+        } else if scheme.eq_ignore_ascii_case("service") {
+            Some(Credential::Service(rest.to_owned()))
+        } else {
+            None
+        }
+    }
+
+    /// The `authorization` metadata value for this credential.
+    pub fn header_value(&self) -> String {
+        match self {
+            Credential::Bearer(t) => format!("Bearer {t}"),
+            Credential::ApiKey { id, secret } => format!("ApiKey {id}:{secret}"),
+            Credential::Service(t) => format!("Service {t}"),
+        }
+    }
+}
+
+/// Resolves API keys (identity does it from its database; other services ask identity).
+#[async_trait]
+pub trait ApiKeyResolver: Send + Sync + 'static {
+    async fn resolve(&self, id: &str, secret: &str) -> Result<ApiKeyPrincipal, ApiError>;
+}
+
+/// Turns credentials into principals.
+#[derive(Clone)]
+pub struct Authenticator {
+    keys: KeySet,
+    issuer: Arc<str>,
+    service_token: Option<Secret>,
+    api_keys: Option<Arc<dyn ApiKeyResolver>>,
+}
+
+impl Authenticator {
+    pub fn new(keys: KeySet, issuer: &str) -> Self {
+        Self {
+            keys,
+            issuer: issuer.into(),
+            service_token: None,
+            api_keys: None,
+        }
+    }
+
+    pub fn with_service_token(mut self, token: Secret) -> Self {
+        self.service_token = Some(token);
+        self
+    }
+
+    pub fn with_api_keys(mut self, resolver: Arc<dyn ApiKeyResolver>) -> Self {
+        self.api_keys = Some(resolver);
+        self
+    }
+
+    pub fn keys(&self) -> &KeySet {
+        &self.keys
+    }
+
+    /// Verifies an access token against the key set, at the current time.
+    pub fn verify_token(&self, token: &str) -> Result<UserPrincipal, TokenError> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = jwt::verify(token, &self.keys, &self.issuer, now)?;
+        Ok(UserPrincipal {
+            user_id: claims.sub,
+            username: claims.name,
+            realm: claims.realm,
+            login_session_id: claims.sid,
+            token_id: claims.jti,
+            scope: claims.scope,
+            expires_at: claims.exp,
+        })
+    }
+
+    pub async fn authenticate(&self, credential: &Credential) -> Result<Principal, ApiError> {
+        match credential {
+            Credential::Bearer(token) => self
+                .verify_token(token)
+                .map(Principal::User)
+                .map_err(|e| ApiError::Unauthenticated(e.to_string())),
+            Credential::Service(token) => {
+                let expected = self.service_token.as_ref().ok_or_else(|| {
+                    ApiError::Unauthenticated("service credentials are not accepted here".into())
+                })?;
+                let ok: bool = expected.expose().as_bytes().ct_eq(token.as_bytes()).into();
+                if ok {
+                    Ok(Principal::Service)
+                } else {
+                    Err(ApiError::Unauthenticated(
+                        "service credential is invalid".into(),
+                    ))
+                }
+            }
+            Credential::ApiKey { id, secret } => {
+                let resolver = self.api_keys.as_ref().ok_or_else(|| {
+                    ApiError::Unauthenticated("API keys are not accepted here".into())
+                })?;
+                resolver.resolve(id, secret).await.map(Principal::ApiKey)
+            }
+        }
+    }
+}
+
+/// Secret comparison helper for services that hold their own secrets.
+pub fn secret_eq(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_three_schemes() {
+        assert_eq!(
+            Credential::parse("Bearer abc"),
+            Some(Credential::Bearer("abc".into()))
+        );
+        assert_eq!(
+            Credential::parse("ApiKey k1:s3cret"),
+            Some(Credential::ApiKey {
+                id: "k1".into(),
+                secret: "s3cret".into()
+            })
+        );
+        assert_eq!(
+            Credential::parse("service tok"),
+            Some(Credential::Service("tok".into()))
+        );
+        for bad in [
+            "",
+            "Bearer",
+            "Bearer ",
+            "Basic abc",
+            "ApiKey nocolon",
+            "token",
+        ] {
+            assert_eq!(Credential::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn service_token_must_match() {
+        let auth = Authenticator::new(KeySet::default(), "atrium")
+            .with_service_token(Secret::new("right"));
+        assert_eq!(
+            auth.authenticate(&Credential::Service("right".into()))
+                .await
+                .ok(),
+            Some(Principal::Service)
+        );
+        assert!(
+            auth.authenticate(&Credential::Service("wrong".into()))
+                .await
+                .is_err()
+        );
+        let no_service = Authenticator::new(KeySet::default(), "atrium");
+        assert!(
+            no_service
+                .authenticate(&Credential::Service("right".into()))
+                .await
+                .is_err()
+        );
+    }
+}
