@@ -1,0 +1,438 @@
+//! Login, refresh, logout, password change: the life of a login session.
+//!
+//! A login passes, in order: password → TOTP (when enrolled) or enrolment (when 2FA is required
+//! but not set up) → forced password change → a login session with full tokens. Each unfinished
+//! step answers a restricted access token that only allows that step.
+
+use atrium_proto::identity::v1 as pb;
+use atrium_service_kit::auth::{Principal, Scope, permissions};
+use atrium_service_kit::{ApiError, ApiResult};
+use chrono::{Duration, Utc};
+use sea_orm::{ActiveValue::Set, IntoActiveModel};
+use serde_json::json;
+
+use crate::convert::{self, Realm, timestamp, user_to_proto};
+use crate::core::{Core, event, full_scope, record};
+use crate::crypto::{random_token, sha256_hex};
+use crate::entity::{login_session, user};
+use crate::repo::Repo;
+use crate::{password, totp};
+
+const BAD_CREDENTIALS: &str = "invalid username or password";
+
+pub async fn login(core: &Core, req: pb::LoginRequest) -> ApiResult<pb::LoginResponse> {
+    let username = convert::username("username", &req.username)?;
+    if req.password.is_empty() {
+        return Err(ApiError::invalid("password", "is required"));
+    }
+    if req.password.len() > password::MAX_LENGTH {
+        return Err(ApiError::Unauthenticated(BAD_CREDENTIALS.into()));
+    }
+    let Some(row) = core.repo.user_by_username(&username).await? else {
+        // Same work as a wrong password, so timing does not reveal which usernames exist.
+        let _ = password::verify(req.password, core.dummy_hash.clone()).await?;
+        record(
+            core,
+            event(
+                "login.failure",
+                None,
+                "anonymous",
+                json!({ "username": username, "reason": "unknown_user" }),
+            ),
+        )
+        .await;
+        return Err(ApiError::Unauthenticated(BAD_CREDENTIALS.into()));
+    };
+    let fail = |reason: &'static str| {
+        event(
+            "login.failure",
+            Some(&row.id),
+            "anonymous",
+            json!({ "reason": reason }),
+        )
+    };
+    if row.realm != Realm::Local.as_str() {
+        record(core, fail("not_local")).await;
+        return Err(ApiError::Unauthenticated(format!(
+            "this account signs in through {}",
+            row.realm
+        )));
+    }
+    if row.locked {
+        record(core, fail("locked")).await;
+        return Err(ApiError::Unauthenticated("account is locked".into()));
+    }
+    if row.disabled {
+        record(core, fail("disabled")).await;
+        return Err(ApiError::Unauthenticated("account is disabled".into()));
+    }
+    let verified = match row.password_hash.clone() {
+        Some(hash) => password::verify(req.password, hash).await?,
+        None => false,
+    };
+    if !verified {
+        return Err(failed_attempt(core, &row, "bad_password", BAD_CREDENTIALS).await);
+    }
+    if let Some(sealed) = &row.totp_secret {
+        if req.totp_code.trim().is_empty() {
+            return Ok(pb::LoginResponse {
+                status: pb::LoginStatus::TotpRequired as i32,
+                ..Default::default()
+            });
+        }
+        let secret = core.secrets.open(sealed).map_err(ApiError::Internal)?;
+        if !totp::verify(&secret, &req.totp_code, Utc::now().timestamp()) {
+            return Err(
+                failed_attempt(core, &row, "bad_totp_code", "invalid two-factor code").await,
+            );
+        }
+    }
+    core.repo.reset_failed_logins(&row.id).await?;
+    if row.totp_secret.is_none() && (row.totp_required || req.require_two_factor) {
+        return restricted(
+            core,
+            &row,
+            Scope::TotpEnrollment,
+            pb::LoginStatus::TotpEnrollmentRequired,
+        );
+    }
+    continue_login(core, &row).await
+}
+
+/// Counts a failed attempt (locking the account at the threshold) and returns the error to send.
+async fn failed_attempt(core: &Core, row: &user::Model, reason: &str, message: &str) -> ApiError {
+    let (count, newly_locked) = match core
+        .repo
+        .record_failed_login(&row.id, core.config.lockout_threshold)
+        .await
+    {
+        Ok(result) => result,
+        Err(e) => return e,
+    };
+    record(
+        core,
+        event(
+            "login.failure",
+            Some(&row.id),
+            "anonymous",
+            json!({ "reason": reason, "failed_count": count }),
+        ),
+    )
+    .await;
+    if newly_locked {
+        record(
+            core,
+            event(
+                "user.locked",
+                Some(&row.id),
+                "service",
+                json!({ "reason": "too_many_failed_logins" }),
+            ),
+        )
+        .await;
+        return ApiError::Unauthenticated(format!("{message}; the account is now locked"));
+    }
+    ApiError::Unauthenticated(message.to_owned())
+}
+
+/// After password and 2FA: the forced password change, or a full login session.
+pub async fn continue_login(core: &Core, row: &user::Model) -> ApiResult<pb::LoginResponse> {
+    if row.force_password_reset && row.realm == Realm::Local.as_str() {
+        return restricted(
+            core,
+            row,
+            Scope::PasswordChange,
+            pb::LoginStatus::PasswordChangeRequired,
+        );
+    }
+    open_session(core, row).await
+}
+
+fn restricted(
+    core: &Core,
+    row: &user::Model,
+    scope: Scope,
+    status: pb::LoginStatus,
+) -> ApiResult<pb::LoginResponse> {
+    let issued = core.tokens.issue(row, "", scope)?;
+    Ok(pb::LoginResponse {
+        status: status as i32,
+        access_token: issued.token,
+        access_token_expires_at: Some(timestamp(issued.expires_at)),
+        user: Some(user_to_proto(row)),
+        ..Default::default()
+    })
+}
+
+/// Creates a login session with full tokens and records the login.
+async fn open_session(core: &Core, row: &user::Model) -> ApiResult<pb::LoginResponse> {
+    let now = Utc::now();
+    let refresh = random_token::<32>();
+    let session = login_session::Model {
+        id: uuid::Uuid::now_v7().hyphenated().to_string(),
+        user_id: row.id.clone(),
+        refresh_hash: sha256_hex(&refresh),
+        previous_refresh_hash: None,
+        created_at: now,
+        expires_at: now + Duration::seconds(i64::from(core.config.refresh_token_ttl_secs)),
+        last_used_at: now,
+        revoked_at: None,
+    };
+    let issued = core.tokens.issue(row, &session.id, Scope::Full)?;
+    let expires_at = session.expires_at;
+    let session_id = session.id.clone();
+    core.repo.insert_login_session(session).await?;
+    core.repo.touch_last_session(&row.id, now).await?;
+    record(
+        core,
+        event(
+            "login.success",
+            Some(&row.id),
+            &format!("user:{}", row.id),
+            json!({ "login_session_id": session_id }),
+        ),
+    )
+    .await;
+    let mut user = row.clone();
+    user.last_session_at = Some(now);
+    user.failed_login_count = 0;
+    Ok(pb::LoginResponse {
+        status: pb::LoginStatus::Success as i32,
+        access_token: issued.token,
+        access_token_expires_at: Some(timestamp(issued.expires_at)),
+        refresh_token: refresh,
+        refresh_token_expires_at: Some(timestamp(expires_at)),
+        login_session_id: session_id,
+        user: Some(user_to_proto(&user)),
+    })
+}
+
+pub async fn refresh(core: &Core, req: pb::RefreshRequest) -> ApiResult<pb::LoginResponse> {
+    if req.refresh_token.trim().is_empty() {
+        return Err(ApiError::invalid("refresh_token", "is required"));
+    }
+    let hash = sha256_hex(req.refresh_token.trim());
+    let now = Utc::now();
+    let Some(session) = core.repo.login_session_by_refresh(&hash).await? else {
+        if let Some(stolen) = core.repo.login_session_by_previous_refresh(&hash).await? {
+            // A replaced refresh token came back: someone kept a copy. End the session.
+            core.repo.revoke_login_session(&stolen.id, now).await?;
+            record(
+                core,
+                event(
+                    "login_session.reuse_detected",
+                    Some(&stolen.user_id),
+                    "anonymous",
+                    json!({ "login_session_id": stolen.id }),
+                ),
+            )
+            .await;
+        }
+        return Err(ApiError::Unauthenticated("refresh token is invalid".into()));
+    };
+    if session.revoked_at.is_some() {
+        return Err(ApiError::Unauthenticated("login session has ended".into()));
+    }
+    if session.expires_at <= now {
+        return Err(ApiError::Unauthenticated(
+            "refresh token has expired".into(),
+        ));
+    }
+    let row = core.active_user(&session.user_id).await?;
+    let refresh = random_token::<32>();
+    if !core
+        .repo
+        .rotate_refresh(&session.id, &hash, &sha256_hex(&refresh), now)
+        .await?
+    {
+        return Err(ApiError::Unauthenticated(
+            "refresh token was already used".into(),
+        ));
+    }
+    let issued = core.tokens.issue(&row, &session.id, Scope::Full)?;
+    Ok(pb::LoginResponse {
+        status: pb::LoginStatus::Success as i32,
+        access_token: issued.token,
+        access_token_expires_at: Some(timestamp(issued.expires_at)),
+        refresh_token: refresh,
+        refresh_token_expires_at: Some(timestamp(session.expires_at)),
+        login_session_id: session.id,
+        user: Some(user_to_proto(&row)),
+    })
+}
+
+pub async fn logout(
+    core: &Core,
+    principal: &Principal,
+    req: pb::LogoutRequest,
+) -> ApiResult<pb::LogoutResponse> {
+    let now = Utc::now();
+    let session_id = if !req.refresh_token.trim().is_empty() {
+        let hash = sha256_hex(req.refresh_token.trim());
+        core.repo
+            .login_session_by_refresh(&hash)
+            .await?
+            .map(|s| s.id)
+    } else {
+        match principal {
+            Principal::User(u) if !u.login_session_id.is_empty() => {
+                Some(u.login_session_id.clone())
+            }
+            Principal::User(_) => None,
+            _ => {
+                return Err(ApiError::invalid(
+                    "refresh_token",
+                    "is required when the caller is not a user",
+                ));
+            }
+        }
+    };
+    let Some(session_id) = session_id else {
+        return Ok(pb::LogoutResponse { ended: 0 });
+    };
+    let session = core.repo.login_session(&session_id).await?;
+    if let (Some(session), Principal::User(u)) = (&session, principal)
+        && session.user_id != u.user_id
+    {
+        core.require(principal, permissions::USERS_AUTH_SESSION)
+            .await?;
+    }
+    let ended = core.repo.revoke_login_session(&session_id, now).await?;
+    if let Some(session) = session {
+        record(
+            core,
+            event(
+                "logout",
+                Some(&session.user_id),
+                &principal.actor(),
+                json!({ "login_session_id": session_id }),
+            ),
+        )
+        .await;
+    }
+    Ok(pb::LogoutResponse {
+        ended: u32::try_from(ended).unwrap_or(u32::MAX),
+    })
+}
+
+pub async fn logout_everywhere(
+    core: &Core,
+    principal: &Principal,
+    req: pb::LogoutEverywhereRequest,
+) -> ApiResult<pb::LogoutResponse> {
+    let target = if req.user_id.trim().is_empty() {
+        core.caller_user(principal)?.user_id.clone()
+    } else {
+        convert::user_id("user_id", &req.user_id)?
+    };
+    core.self_or(principal, &target, permissions::USERS_AUTH_SESSION)
+        .await?;
+    core.repo.user(&target).await?;
+    let ended = Repo::revoke_user_sessions(core.repo.db(), &target, None, Utc::now()).await?;
+    record(
+        core,
+        event(
+            "logout.everywhere",
+            Some(&target),
+            &principal.actor(),
+            json!({ "ended": ended }),
+        ),
+    )
+    .await;
+    Ok(pb::LogoutResponse {
+        ended: u32::try_from(ended).unwrap_or(u32::MAX),
+    })
+}
+
+pub async fn change_password(
+    core: &Core,
+    principal: &Principal,
+    req: pb::ChangePasswordRequest,
+) -> ApiResult<pb::LoginResponse> {
+    let Principal::User(caller) = principal else {
+        return Err(ApiError::PermissionDenied(
+            "only a signed-in user changes their own password; use SetPassword".into(),
+        ));
+    };
+    if caller.scope == Scope::TotpEnrollment {
+        full_scope(caller)?;
+    }
+    if req.old_password.is_empty() {
+        return Err(ApiError::invalid("old_password", "is required"));
+    }
+    let row = core.active_user(&caller.user_id).await?;
+    if row.realm != Realm::Local.as_str() {
+        return Err(ApiError::FailedPrecondition(format!(
+            "this account's password is managed by {}",
+            row.realm
+        )));
+    }
+    core.policy
+        .check("new_password", &req.new_password, &row.username)?;
+    let stored = row.password_hash.clone().unwrap_or_default();
+    if !password::verify(req.old_password.clone(), stored.clone()).await? {
+        return Err(failed_attempt(
+            core,
+            &row,
+            "bad_old_password",
+            "old_password: is not the current password",
+        )
+        .await);
+    }
+    if password::verify(req.new_password.clone(), stored).await? {
+        return Err(ApiError::invalid(
+            "new_password",
+            "must differ from the current password",
+        ));
+    }
+    let hash = password::hash(req.new_password).await?;
+    let now = Utc::now();
+    let mut active = row.clone().into_active_model();
+    active.password_hash = Set(Some(hash));
+    active.password_set_at = Set(Some(now));
+    active.force_password_reset = Set(false);
+    active.failed_login_count = Set(0);
+    active.updated_at = Set(now);
+    let ev = event(
+        "password.change",
+        Some(&row.id),
+        &principal.actor(),
+        json!({}),
+    );
+    // Every other login session ends: whoever knew the old password is signed out.
+    let keep = (!caller.login_session_id.is_empty()).then_some(caller.login_session_id.as_str());
+    let saved = core.repo.save_user(active, Some(ev), true, keep).await?;
+    if caller.scope == Scope::PasswordChange {
+        return open_session(core, &saved).await;
+    }
+    Ok(pb::LoginResponse {
+        status: pb::LoginStatus::Success as i32,
+        user: Some(user_to_proto(&saved)),
+        ..Default::default()
+    })
+}
+
+pub async fn who_am_i(core: &Core, principal: &Principal) -> ApiResult<pb::WhoAmIResponse> {
+    let is_admin = core.is_admin(principal).await;
+    Ok(match principal {
+        Principal::User(u) => pb::WhoAmIResponse {
+            kind: "user".into(),
+            user_id: u.user_id.clone(),
+            username: u.username.clone(),
+            scope: u.scope.as_str().into(),
+            is_admin,
+            ..Default::default()
+        },
+        Principal::ApiKey(k) => pb::WhoAmIResponse {
+            kind: "api_key".into(),
+            api_key_id: k.key_id.clone(),
+            permissions: k.permissions.clone(),
+            ..Default::default()
+        },
+        Principal::Service => pb::WhoAmIResponse {
+            kind: "service".into(),
+            service: "atrium".into(),
+            ..Default::default()
+        },
+    })
+}

@@ -1,0 +1,178 @@
+//! The identity service's shared state and the authorization and audit helpers every handler
+//! uses.
+
+use std::sync::Arc;
+
+use atrium_service_kit::auth::{
+    ApiKeyPrincipal, ApiKeyResolver, Principal, Scope, UserPrincipal, permissions,
+};
+use atrium_service_kit::{ApiError, ApiResult};
+use chrono::Utc;
+
+use crate::config::IdentityConfig;
+use crate::crypto::SecretBox;
+use crate::entity::{audit_event, user};
+use crate::password::PasswordPolicy;
+use crate::repo::Repo;
+use crate::tokens::TokenIssuer;
+
+pub struct Core {
+    pub repo: Repo,
+    pub tokens: TokenIssuer,
+    pub secrets: SecretBox,
+    pub config: IdentityConfig,
+    pub policy: PasswordPolicy,
+    /// A real argon2id hash verified when the username is unknown, so that "no such user"
+    /// takes as long as "wrong password".
+    pub dummy_hash: String,
+}
+
+pub type SharedCore = Arc<Core>;
+
+/// What the caller may act as, after authorization.
+#[derive(Debug, Clone)]
+pub enum Actor {
+    /// The caller acts on their own account.
+    SelfUser(UserPrincipal),
+    /// An administrator, API key holder or service.
+    Admin(Principal),
+}
+
+impl Core {
+    /// Allows service credentials, API keys holding `permission` (read-only keys: view
+    /// permissions only) and administrators with a full-scope token.
+    pub async fn require(&self, principal: &Principal, permission: &str) -> ApiResult<()> {
+        match principal {
+            Principal::Service => Ok(()),
+            Principal::ApiKey(key) => {
+                if key.read_only && !permissions::is_read_only(permission) {
+                    return Err(ApiError::PermissionDenied(format!(
+                        "API key {} is read-only",
+                        key.key_id
+                    )));
+                }
+                if key.permissions.iter().any(|p| p == permission) {
+                    Ok(())
+                } else {
+                    Err(ApiError::PermissionDenied(format!(
+                        "API key {} lacks permission {permission}",
+                        key.key_id
+                    )))
+                }
+            }
+            Principal::User(u) => {
+                let u = full_scope(u)?;
+                let row = self.repo.user(&u.user_id).await.map_err(|_| gone())?;
+                if row.is_admin && !row.locked && !row.disabled {
+                    Ok(())
+                } else {
+                    Err(ApiError::PermissionDenied(format!(
+                        "{permission} requires an administrator"
+                    )))
+                }
+            }
+        }
+    }
+
+    /// The caller acting on `target` (a user id): themselves, or with `permission`.
+    pub async fn self_or(
+        &self,
+        principal: &Principal,
+        target: &str,
+        permission: &str,
+    ) -> ApiResult<Actor> {
+        if let Principal::User(u) = principal
+            && u.user_id == target
+        {
+            return Ok(Actor::SelfUser(full_scope(u)?.clone()));
+        }
+        self.require(principal, permission).await?;
+        Ok(Actor::Admin(principal.clone()))
+    }
+
+    /// Whether the principal is an administrator (without failing).
+    pub async fn is_admin(&self, principal: &Principal) -> bool {
+        match principal {
+            Principal::User(u) => self
+                .repo
+                .user(&u.user_id)
+                .await
+                .is_ok_and(|r| r.is_admin && !r.locked && !r.disabled),
+            _ => false,
+        }
+    }
+
+    /// The caller's own user id; errors for API keys and services.
+    pub fn caller_user<'a>(&self, principal: &'a Principal) -> ApiResult<&'a UserPrincipal> {
+        match principal {
+            Principal::User(u) => Ok(u),
+            _ => Err(ApiError::invalid(
+                "user_id",
+                "is required when the caller is not a user",
+            )),
+        }
+    }
+
+    /// A user row that must exist and may sign in.
+    pub async fn active_user(&self, user_id: &str) -> ApiResult<user::Model> {
+        let row = self.repo.user(user_id).await.map_err(|_| gone())?;
+        if row.locked {
+            return Err(ApiError::Unauthenticated("account is locked".into()));
+        }
+        if row.disabled {
+            return Err(ApiError::Unauthenticated("account is disabled".into()));
+        }
+        Ok(row)
+    }
+}
+
+pub fn full_scope(u: &UserPrincipal) -> ApiResult<&UserPrincipal> {
+    match u.scope {
+        Scope::Full => Ok(u),
+        Scope::PasswordChange => Err(ApiError::PermissionDenied(
+            "a password change is required first".into(),
+        )),
+        Scope::TotpEnrollment => Err(ApiError::PermissionDenied(
+            "two-factor enrolment is required first".into(),
+        )),
+    }
+}
+
+fn gone() -> ApiError {
+    ApiError::Unauthenticated("the account behind this token no longer exists".into())
+}
+
+/// An audit event about `user_id`, by `actor`.
+pub fn event(
+    kind: &str,
+    user_id: Option<&str>,
+    actor: &str,
+    detail: serde_json::Value,
+) -> audit_event::Model {
+    audit_event::Model {
+        id: uuid::Uuid::now_v7().hyphenated().to_string(),
+        at: Utc::now(),
+        kind: kind.to_owned(),
+        user_id: user_id.map(str::to_owned),
+        actor: actor.to_owned(),
+        detail: detail.to_string(),
+    }
+}
+
+/// Records an event outside any other write; failures are logged, not returned, so that a
+/// refused login stays refused for the right reason.
+pub async fn record(core: &Core, event: audit_event::Model) {
+    if let Err(e) = Repo::record(core.repo.db(), event).await {
+        tracing::error!(error = %e, "audit write failed");
+    }
+}
+
+/// API keys, as identity's own auth layer resolves them.
+pub struct LocalApiKeys(pub SharedCore);
+
+#[async_trait::async_trait]
+impl ApiKeyResolver for LocalApiKeys {
+    async fn resolve(&self, id: &str, secret: &str) -> Result<ApiKeyPrincipal, ApiError> {
+        crate::api::api_keys::authenticate(&self.0, id, secret).await
+    }
+}

@@ -1,0 +1,479 @@
+//! Every database access of the identity service, and the one place database errors become
+//! domain errors.
+
+use atrium_service_kit::{ApiError, ApiResult};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
+    EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    TransactionTrait,
+};
+
+use crate::entity::{
+    api_key, audit_event, login_session, signing_key, ssh_key, user, user_settings,
+};
+
+/// Maps a database error; unique violations become AlreadyExists(`what`).
+fn map_err(error: DbErr, what: &str) -> ApiError {
+    match error.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => ApiError::AlreadyExists(what.to_owned()),
+        _ => ApiError::from(error),
+    }
+}
+
+/// A LIKE pattern matching `needle` anywhere, with wildcards in the needle escaped.
+fn contains_pattern(needle: &str) -> LikeExpr {
+    let escaped: String = needle
+        .to_lowercase()
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    LikeExpr::new(format!("%{escaped}%")).escape('\\')
+}
+
+/// Filters for listing users.
+#[derive(Debug, Default)]
+pub struct UserFilter {
+    pub username_contains: String,
+    pub email_contains: String,
+    pub realm: Option<String>,
+    pub locked: Option<bool>,
+    pub disabled: Option<bool>,
+}
+
+/// Filters for the audit trail.
+#[derive(Debug, Default)]
+pub struct AuditFilter {
+    pub user_id: Option<String>,
+    pub kind: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone)]
+pub struct Repo {
+    db: DatabaseConnection,
+}
+
+impl Repo {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    // ---- users -------------------------------------------------------------------------
+
+    pub async fn count_users(&self) -> ApiResult<u64> {
+        Ok(user::Entity::find().count(&self.db).await?)
+    }
+
+    /// Creates a user with default settings and an audit event, atomically.
+    pub async fn create_user(
+        &self,
+        row: user::Model,
+        settings: user_settings::Model,
+        event: audit_event::Model,
+    ) -> ApiResult<user::Model> {
+        let what = format!("user {}", row.username);
+        let txn = self.db.begin().await?;
+        let created = user::Entity::insert(row.clone().into_active_model())
+            .exec_without_returning(&txn)
+            .await
+            .map_err(|e| map_err(e, &what))?;
+        debug_assert_eq!(created, 1);
+        user_settings::Entity::insert(settings.into_active_model())
+            .exec_without_returning(&txn)
+            .await?;
+        audit_event::Entity::insert(event.into_active_model())
+            .exec_without_returning(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(row)
+    }
+
+    pub async fn user(&self, id: &str) -> ApiResult<user::Model> {
+        user::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("user {id}")))
+    }
+
+    pub async fn user_by_username(&self, username: &str) -> ApiResult<Option<user::Model>> {
+        Ok(user::Entity::find()
+            .filter(user::Column::UsernameKey.eq(username.to_lowercase()))
+            .one(&self.db)
+            .await?)
+    }
+
+    /// Writes a changed user row and its audit event together; with `revoke_sessions`, ends
+    /// every login session of the user in the same transaction (except `keep_session`).
+    pub async fn save_user(
+        &self,
+        row: user::ActiveModel,
+        event: Option<audit_event::Model>,
+        revoke_sessions: bool,
+        keep_session: Option<&str>,
+    ) -> ApiResult<user::Model> {
+        let txn = self.db.begin().await?;
+        let saved = row
+            .update(&txn)
+            .await
+            .map_err(|e| map_err(e, "user with that username"))?;
+        if let Some(event) = event {
+            audit_event::Entity::insert(event.into_active_model())
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        if revoke_sessions {
+            Self::revoke_user_sessions(&txn, &saved.id, keep_session, Utc::now()).await?;
+        }
+        txn.commit().await?;
+        Ok(saved)
+    }
+
+    /// Deletes a user and everything hanging off them, atomically.
+    pub async fn delete_user(&self, id: &str, event: audit_event::Model) -> ApiResult<()> {
+        let txn = self.db.begin().await?;
+        let deleted = user::Entity::delete_by_id(id).exec(&txn).await?;
+        if deleted.rows_affected == 0 {
+            return Err(ApiError::not_found(format!("user {id}")));
+        }
+        login_session::Entity::delete_many()
+            .filter(login_session::Column::UserId.eq(id))
+            .exec(&txn)
+            .await?;
+        user_settings::Entity::delete_by_id(id).exec(&txn).await?;
+        ssh_key::Entity::delete_by_id(id).exec(&txn).await?;
+        audit_event::Entity::insert(event.into_active_model())
+            .exec_without_returning(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    pub async fn list_users(
+        &self,
+        filter: &UserFilter,
+        after: Option<&str>,
+        limit: u64,
+    ) -> ApiResult<Vec<user::Model>> {
+        let mut cond = Condition::all();
+        if !filter.username_contains.is_empty() {
+            cond = cond.add(
+                Expr::col(user::Column::UsernameKey)
+                    .like(contains_pattern(&filter.username_contains)),
+            );
+        }
+        if !filter.email_contains.is_empty() {
+            cond = cond.add(
+                Expr::expr(Func::lower(Expr::col(user::Column::Email)))
+                    .like(contains_pattern(&filter.email_contains)),
+            );
+        }
+        if let Some(realm) = &filter.realm {
+            cond = cond.add(user::Column::Realm.eq(realm.as_str()));
+        }
+        if let Some(locked) = filter.locked {
+            cond = cond.add(user::Column::Locked.eq(locked));
+        }
+        if let Some(disabled) = filter.disabled {
+            cond = cond.add(user::Column::Disabled.eq(disabled));
+        }
+        if let Some(after) = after {
+            cond = cond.add(user::Column::Id.gt(after));
+        }
+        Ok(user::Entity::find()
+            .filter(cond)
+            .order_by_asc(user::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Adds one failed login atomically and returns the new count.
+    pub async fn record_failed_login(&self, id: &str, lock_at: u32) -> ApiResult<(i32, bool)> {
+        user::Entity::update_many()
+            .col_expr(
+                user::Column::FailedLoginCount,
+                Expr::col(user::Column::FailedLoginCount).add(1),
+            )
+            .filter(user::Column::Id.eq(id))
+            .exec(&self.db)
+            .await?;
+        let mut newly_locked = false;
+        if lock_at > 0 {
+            let locked = user::Entity::update_many()
+                .col_expr(user::Column::Locked, Expr::value(true))
+                .filter(user::Column::Id.eq(id))
+                .filter(user::Column::Locked.eq(false))
+                .filter(user::Column::FailedLoginCount.gte(i64::from(lock_at)))
+                .exec(&self.db)
+                .await?;
+            newly_locked = locked.rows_affected > 0;
+        }
+        let row = self.user(id).await?;
+        Ok((row.failed_login_count, newly_locked))
+    }
+
+    pub async fn reset_failed_logins(&self, id: &str) -> ApiResult<()> {
+        user::Entity::update_many()
+            .col_expr(user::Column::FailedLoginCount, Expr::value(0))
+            .filter(user::Column::Id.eq(id))
+            .filter(user::Column::FailedLoginCount.ne(0))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn touch_last_session(&self, id: &str, at: DateTime<Utc>) -> ApiResult<()> {
+        user::Entity::update_many()
+            .col_expr(user::Column::LastSessionAt, Expr::value(at))
+            .filter(user::Column::Id.eq(id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    // ---- login sessions ----------------------------------------------------------------
+
+    pub async fn insert_login_session(&self, row: login_session::Model) -> ApiResult<()> {
+        login_session::Entity::insert(row.into_active_model())
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn login_session(&self, id: &str) -> ApiResult<Option<login_session::Model>> {
+        Ok(login_session::Entity::find_by_id(id).one(&self.db).await?)
+    }
+
+    pub async fn login_session_by_refresh(
+        &self,
+        hash: &str,
+    ) -> ApiResult<Option<login_session::Model>> {
+        Ok(login_session::Entity::find()
+            .filter(login_session::Column::RefreshHash.eq(hash))
+            .one(&self.db)
+            .await?)
+    }
+
+    pub async fn login_session_by_previous_refresh(
+        &self,
+        hash: &str,
+    ) -> ApiResult<Option<login_session::Model>> {
+        Ok(login_session::Entity::find()
+            .filter(login_session::Column::PreviousRefreshHash.eq(hash))
+            .one(&self.db)
+            .await?)
+    }
+
+    /// Replaces the refresh token if it is still `old`; false when another refresh won.
+    pub async fn rotate_refresh(
+        &self,
+        id: &str,
+        old: &str,
+        new: &str,
+        now: DateTime<Utc>,
+    ) -> ApiResult<bool> {
+        let result = login_session::Entity::update_many()
+            .col_expr(login_session::Column::RefreshHash, Expr::value(new))
+            .col_expr(login_session::Column::PreviousRefreshHash, Expr::value(old))
+            .col_expr(login_session::Column::LastUsedAt, Expr::value(now))
+            .filter(login_session::Column::Id.eq(id))
+            .filter(login_session::Column::RefreshHash.eq(old))
+            .filter(login_session::Column::RevokedAt.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Revokes live login sessions of a user (all, or all but `except`); returns how many.
+    pub async fn revoke_user_sessions<C: ConnectionTrait>(
+        conn: &C,
+        user_id: &str,
+        except: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> ApiResult<u64> {
+        let mut query = login_session::Entity::update_many()
+            .col_expr(login_session::Column::RevokedAt, Expr::value(now))
+            .filter(login_session::Column::UserId.eq(user_id))
+            .filter(login_session::Column::RevokedAt.is_null());
+        if let Some(except) = except {
+            query = query.filter(login_session::Column::Id.ne(except));
+        }
+        Ok(query.exec(conn).await?.rows_affected)
+    }
+
+    pub async fn revoke_login_session(&self, id: &str, now: DateTime<Utc>) -> ApiResult<u64> {
+        let result = login_session::Entity::update_many()
+            .col_expr(login_session::Column::RevokedAt, Expr::value(now))
+            .filter(login_session::Column::Id.eq(id))
+            .filter(login_session::Column::RevokedAt.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected)
+    }
+
+    // ---- API keys ----------------------------------------------------------------------
+
+    pub async fn insert_api_key(
+        &self,
+        row: api_key::Model,
+        event: audit_event::Model,
+    ) -> ApiResult<()> {
+        let txn = self.db.begin().await?;
+        api_key::Entity::insert(row.into_active_model())
+            .exec_without_returning(&txn)
+            .await?;
+        audit_event::Entity::insert(event.into_active_model())
+            .exec_without_returning(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    pub async fn api_key(&self, id: &str) -> ApiResult<Option<api_key::Model>> {
+        Ok(api_key::Entity::find_by_id(id).one(&self.db).await?)
+    }
+
+    pub async fn list_api_keys(
+        &self,
+        include_revoked: bool,
+        after: Option<&str>,
+        limit: u64,
+    ) -> ApiResult<Vec<api_key::Model>> {
+        let mut query = api_key::Entity::find()
+            .order_by_asc(api_key::Column::Id)
+            .limit(limit);
+        if !include_revoked {
+            query = query.filter(api_key::Column::RevokedAt.is_null());
+        }
+        if let Some(after) = after {
+            query = query.filter(api_key::Column::Id.gt(after));
+        }
+        Ok(query.all(&self.db).await?)
+    }
+
+    // ---- audit -------------------------------------------------------------------------
+
+    pub async fn record<C: ConnectionTrait>(conn: &C, event: audit_event::Model) -> ApiResult<()> {
+        audit_event::Entity::insert(event.into_active_model())
+            .exec_without_returning(conn)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        before: Option<&str>,
+        limit: u64,
+    ) -> ApiResult<Vec<audit_event::Model>> {
+        let mut query = audit_event::Entity::find()
+            .order_by_desc(audit_event::Column::Id)
+            .limit(limit);
+        if let Some(user_id) = &filter.user_id {
+            query = query.filter(audit_event::Column::UserId.eq(user_id.as_str()));
+        }
+        if let Some(kind) = &filter.kind {
+            query = query.filter(audit_event::Column::Kind.eq(kind.as_str()));
+        }
+        if let Some(since) = filter.since {
+            query = query.filter(audit_event::Column::At.gte(since));
+        }
+        if let Some(until) = filter.until {
+            query = query.filter(audit_event::Column::At.lt(until));
+        }
+        if let Some(before) = before {
+            query = query.filter(audit_event::Column::Id.lt(before));
+        }
+        Ok(query.all(&self.db).await?)
+    }
+
+    // ---- settings and SSH keys ---------------------------------------------------------
+
+    pub async fn settings(&self, user_id: &str) -> ApiResult<Option<user_settings::Model>> {
+        Ok(user_settings::Entity::find_by_id(user_id)
+            .one(&self.db)
+            .await?)
+    }
+
+    pub async fn ssh_key(&self, user_id: &str) -> ApiResult<Option<ssh_key::Model>> {
+        Ok(ssh_key::Entity::find_by_id(user_id).one(&self.db).await?)
+    }
+
+    /// Inserts or replaces a user's SSH key, with its audit event.
+    pub async fn put_ssh_key(
+        &self,
+        row: ssh_key::Model,
+        event: audit_event::Model,
+    ) -> ApiResult<()> {
+        let txn = self.db.begin().await?;
+        ssh_key::Entity::delete_by_id(row.user_id.as_str())
+            .exec(&txn)
+            .await?;
+        ssh_key::Entity::insert(row.into_active_model())
+            .exec_without_returning(&txn)
+            .await?;
+        audit_event::Entity::insert(event.into_active_model())
+            .exec_without_returning(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Writes a changed row of any identity table together with an audit event.
+    pub async fn save_with_event<A>(&self, row: A, event: audit_event::Model) -> ApiResult<()>
+    where
+        A: ActiveModelTrait + sea_orm::ActiveModelBehavior + Send,
+        <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+    {
+        let txn = self.db.begin().await?;
+        row.update(&txn).await?;
+        audit_event::Entity::insert(event.into_active_model())
+            .exec_without_returning(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    // ---- signing keys ------------------------------------------------------------------
+
+    pub async fn signing_keys(&self) -> ApiResult<Vec<signing_key::Model>> {
+        Ok(signing_key::Entity::find()
+            .order_by_asc(signing_key::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn insert_signing_key(&self, row: signing_key::Model) -> ApiResult<()> {
+        signing_key::Entity::insert(row.into_active_model())
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn retire_signing_keys(&self, at: DateTime<Utc>) -> ApiResult<()> {
+        signing_key::Entity::update_many()
+            .col_expr(signing_key::Column::RetiredAt, Expr::value(at))
+            .filter(signing_key::Column::RetiredAt.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_signing_keys_retired_before(&self, cutoff: DateTime<Utc>) -> ApiResult<()> {
+        signing_key::Entity::delete_many()
+            .filter(signing_key::Column::RetiredAt.lt(cutoff))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+}
