@@ -1,1 +1,37 @@
-fn main() {}
+//! The `atrium` command: the admin CLI over the identity service's gRPC API (users, API keys,
+//! login sessions, two-factor authentication, SSH keys, the audit trail), and `atrium up`, which
+//! runs every service in one process. Commands are thin: they parse arguments, call one or a
+//! few RPCs through [`client::Identity`] and print the answer; rules belong to the services.
+
+mod args;
+mod cli;
+mod client;
+mod commands;
+mod credentials;
+mod error;
+mod json;
+mod output;
+mod prompt;
+mod up;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::output::Format;
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let format = cli.global.output;
+    let result = match cli.command {
+        Command::Up(args) => crate::up::run(args).await.map_err(error::CliError::Local),
+        command => commands::run(&cli.global, command).await,
+    };
+    if let Err(err) = result {
+        match format {
+            Format::Json => println!("{}", err.to_json()),
+            Format::Table => eprintln!("error: {}", err.message()),
+        }
+        std::process::exit(err.exit_code());
+    }
+}

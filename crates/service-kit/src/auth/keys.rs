@@ -18,11 +18,11 @@ pub struct KeyEntry {
 /// A cheaply clonable, shared, read-mostly map from key id to key.
 #[derive(Debug, Clone, Default)]
 pub struct KeySet {
-    inner: Arc<RwLock<HashMap<String, KeyEntry>>>,
+    inner: Arc<RwLock<HashMap<String, Arc<KeyEntry>>>>,
 }
 
 impl KeySet {
-    pub fn get(&self, kid: &str) -> Option<KeyEntry> {
+    pub fn get(&self, kid: &str) -> Option<Arc<KeyEntry>> {
         let map = self
             .inner
             .read()
@@ -32,7 +32,10 @@ impl KeySet {
 
     /// Replaces the whole set.
     pub fn replace(&self, keys: Vec<KeyEntry>) {
-        let map = keys.into_iter().map(|k| (k.kid.clone(), k)).collect();
+        let map = keys
+            .into_iter()
+            .map(|k| (k.kid.clone(), Arc::new(k)))
+            .collect();
         *self
             .inner
             .write()

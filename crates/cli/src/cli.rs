@@ -1,0 +1,142 @@
+//! The command tree: global flags and the top-level commands (each command's own arguments
+//! live beside its handler in `commands/`).
+
+use std::path::PathBuf;
+
+use atrium_service_kit::auth::Credential;
+use clap::{Parser, Subcommand};
+
+use crate::commands::apikey::ApikeyCommand;
+use crate::commands::audit::AuditCommand;
+use crate::commands::login::{LoginArgs, LogoutArgs};
+use crate::commands::sshkey::SshKeyCommand;
+use crate::commands::twofa::TwoFaCommand;
+use crate::commands::user::UserCommand;
+use crate::output::Format;
+use crate::up::UpArgs;
+
+/// The identity gRPC address used when neither `--endpoint` nor a login names one.
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:7001";
+
+/// Atrium: administer users, API keys and login sessions, or run every service (`atrium up`).
+#[derive(Debug, Parser)]
+#[command(name = "atrium", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// The identity service's gRPC address [default: the one `atrium login` stored, else
+    /// http://127.0.0.1:7001].
+    #[arg(long, global = true, env = "ATRIUM_ENDPOINT")]
+    pub endpoint: Option<String>,
+
+    /// How results are printed.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+
+    /// An access token to call with (instead of the stored login).
+    #[arg(long, global = true, env = "ATRIUM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// An API key to call with, as ID:SECRET (instead of the stored login; --token wins).
+    #[arg(
+        long,
+        global = true,
+        env = "ATRIUM_API_KEY",
+        hide_env_values = true,
+        value_name = "ID:SECRET",
+        value_parser = crate::args::parse_api_key
+    )]
+    pub api_key: Option<Credential>,
+
+    /// Where `atrium login` keeps credentials.json [default: ~/.config/atrium].
+    #[arg(long, global = true, env = "ATRIUM_CONFIG_DIR")]
+    pub config_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing would only add noise"
+)]
+pub enum Command {
+    /// Log in and store the tokens (handles 2FA, forced password change and 2FA enrolment).
+    Login(LoginArgs),
+    /// End the stored login session (or every session of a user) and forget the tokens.
+    Logout(LogoutArgs),
+    /// Show who the server thinks the caller is.
+    Whoami,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
+    /// Two-factor authentication (TOTP) for the logged-in user.
+    #[command(name = "2fa", subcommand)]
+    TwoFa(TwoFaCommand),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Users' SSH key pairs.
+    #[command(name = "ssh-key", subcommand)]
+    SshKey(SshKeyCommand),
+    /// Run every service in one process.
+    Up(UpArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_go_anywhere() {
+        let cli = Cli::try_parse_from([
+            "atrium",
+            "user",
+            "list",
+            "--output",
+            "json",
+            "--endpoint",
+            "http://h:1",
+        ])
+        .expect("parse");
+        assert_eq!(cli.global.output, Format::Json);
+        assert_eq!(cli.global.endpoint.as_deref(), Some("http://h:1"));
+    }
+
+    #[test]
+    fn api_keys_need_id_and_secret() {
+        let cli =
+            Cli::try_parse_from(["atrium", "--api-key", "k1:s3cret", "whoami"]).expect("parse");
+        assert_eq!(
+            cli.global.api_key,
+            Some(Credential::ApiKey {
+                id: "k1".into(),
+                secret: "s3cret".into()
+            })
+        );
+        assert!(Cli::try_parse_from(["atrium", "--api-key", "nosecret", "whoami"]).is_err());
+    }
+
+    #[test]
+    fn up_has_its_defaults() {
+        let cli = Cli::try_parse_from(["atrium", "up"]).expect("parse");
+        let Command::Up(args) = cli.command else {
+            panic!("expected up");
+        };
+        assert_eq!(args.identity_port, 7001);
+        assert_eq!(args.listen_host, "127.0.0.1");
+    }
+}

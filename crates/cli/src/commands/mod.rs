@@ -1,0 +1,203 @@
+//! Command handlers: each parses nothing itself (clap did), calls the identity service through
+//! [`Identity`] and prints the answer in the chosen [`Format`].
+
+pub mod apikey;
+pub mod audit;
+pub mod login;
+pub mod sshkey;
+pub mod twofa;
+pub mod user;
+mod user_edit;
+mod user_ops;
+
+use atrium_proto::common::v1::{PageRequest, PageResponse};
+use atrium_proto::identity::v1::{GetUserRequest, User};
+
+use crate::args::UserRef;
+use crate::cli::{Command, GlobalArgs};
+use crate::client::Identity;
+use crate::error::{CliError, CliResult, usage};
+use crate::output::Format;
+use crate::prompt::Prompter;
+
+/// What every handler gets: the output format, the connected client, the prompter.
+#[derive(Debug)]
+pub struct Ctx {
+    pub format: Format,
+    pub identity: Identity,
+    pub prompt: Prompter,
+}
+
+impl Ctx {
+    pub fn json(&self) -> bool {
+        self.format == Format::Json
+    }
+
+    /// Fetches a user by id or username.
+    pub async fn get_user(&mut self, user: &UserRef) -> CliResult<User> {
+        let request = GetUserRequest {
+            key: Some(user.key()),
+        };
+        self.identity
+            .call(request, |mut c, r| async move { c.get_user(r).await })
+            .await
+    }
+
+    /// The id of a user named by id or username (a username costs one GetUser).
+    pub async fn user_id(&mut self, user: &UserRef) -> CliResult<String> {
+        match user {
+            UserRef::Id(id) => Ok(id.clone()),
+            UserRef::Username(_) => Ok(self.get_user(user).await?.id),
+        }
+    }
+}
+
+/// Runs every command but `up`.
+pub async fn run(global: &GlobalArgs, command: Command) -> CliResult {
+    let use_stored = !matches!(command, Command::Login(_));
+    let mut ctx = Ctx {
+        format: global.output,
+        identity: Identity::connect(global, use_stored).await?,
+        prompt: Prompter::new(),
+    };
+    match command {
+        Command::Login(args) => login::login(&mut ctx, args).await,
+        Command::Logout(args) => login::logout(&mut ctx, args).await,
+        Command::Whoami => login::whoami(&mut ctx).await,
+        Command::User(cmd) => user::run(&mut ctx, cmd).await,
+        Command::Apikey(cmd) => apikey::run(&mut ctx, cmd).await,
+        Command::TwoFa(cmd) => twofa::run(&mut ctx, cmd).await,
+        Command::Audit(cmd) => audit::run(&mut ctx, cmd).await,
+        Command::SshKey(cmd) => sshkey::run(&mut ctx, cmd).await,
+        Command::Up(_) => Err(CliError::Usage("`up` does not connect to a server".into())),
+    }
+}
+
+/// Paging flags shared by the list commands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PageArgs {
+    /// Results per page (server default 50, at most 1000).
+    #[arg(long)]
+    pub page_size: Option<u32>,
+    /// Continue from a previous answer's next page token.
+    #[arg(long, conflicts_with = "all")]
+    pub page_token: Option<String>,
+    /// Follow next page tokens until the last page.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// Walks pages: `while let Some(page) = pager.next() { ...; pager.advance(resp.page)?; }`.
+#[derive(Debug)]
+pub struct Pager {
+    size: u32,
+    token: String,
+    all: bool,
+    done: bool,
+}
+
+impl Pager {
+    pub fn new(args: &PageArgs) -> Self {
+        Self {
+            size: args.page_size.unwrap_or(0),
+            token: args.page_token.clone().unwrap_or_default(),
+            all: args.all,
+            done: false,
+        }
+    }
+
+    /// The next page to ask for, or `None` when done.
+    pub fn next(&self) -> Option<PageRequest> {
+        (!self.done).then(|| PageRequest {
+            page_size: self.size,
+            page_token: self.token.clone(),
+        })
+    }
+
+    /// Records an answer's page; refuses a server that hands back the token it was given.
+    pub fn advance(&mut self, page: Option<&PageResponse>) -> CliResult {
+        let next = page.map(|p| p.next_page_token.clone()).unwrap_or_default();
+        if self.all && !next.is_empty() && next == self.token {
+            return Err(CliError::Local(anyhow::anyhow!(
+                "the server returned the same page token twice; stopping"
+            )));
+        }
+        self.done = !self.all || next.is_empty();
+        self.token = next;
+        Ok(())
+    }
+
+    /// The token for the page after the last one fetched ("" when there is none).
+    pub fn next_token(&self) -> &str {
+        &self.token
+    }
+
+    /// Tells a person how to get the next page (tables only; JSON carries `next_page_token`).
+    pub fn hint(&self) {
+        if !self.all && !self.token.is_empty() {
+            eprintln!("more results: --page-token {} (or --all)", self.token);
+        }
+    }
+}
+
+/// Refuses a command that was given nothing to do.
+pub fn require_some(any: bool, what: &str) -> CliResult {
+    if any {
+        Ok(())
+    } else {
+        Err(usage(what.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(token: &str) -> PageResponse {
+        PageResponse {
+            next_page_token: token.into(),
+        }
+    }
+
+    #[test]
+    fn a_single_page_stops_after_one_answer_and_keeps_the_token() {
+        let mut pager = Pager::new(&PageArgs {
+            page_size: Some(10),
+            page_token: None,
+            all: false,
+        });
+        assert_eq!(pager.next().map(|p| p.page_size), Some(10));
+        pager.advance(Some(&page("t2"))).expect("advance");
+        assert!(pager.next().is_none());
+        assert_eq!(pager.next_token(), "t2");
+    }
+
+    #[test]
+    fn all_follows_tokens_to_the_end() {
+        let mut pager = Pager::new(&PageArgs {
+            page_size: None,
+            page_token: None,
+            all: true,
+        });
+        let mut asked = Vec::new();
+        let answers = ["t2", "t3", ""];
+        let mut i = 0;
+        while let Some(p) = pager.next() {
+            asked.push(p.page_token);
+            pager.advance(Some(&page(answers[i]))).expect("advance");
+            i += 1;
+        }
+        assert_eq!(asked, vec!["", "t2", "t3"]);
+    }
+
+    #[test]
+    fn all_refuses_a_repeated_token() {
+        let mut pager = Pager::new(&PageArgs {
+            page_size: None,
+            page_token: None,
+            all: true,
+        });
+        pager.advance(Some(&page("t2"))).expect("advance");
+        assert!(pager.advance(Some(&page("t2"))).is_err());
+    }
+}

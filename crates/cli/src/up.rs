@@ -1,0 +1,131 @@
+//! `atrium up`: every service that exists, in one process, on the embedded default (SQLite
+//! files and generated secrets under the data directory).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use atrium_identity::{Identity, IdentityConfig};
+use atrium_service_kit::telemetry::{self, LogFormat};
+use atrium_service_kit::{Secret, Shutdown, server};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Where the services keep their data (one SQLite file per service).
+    #[arg(long, env = "ATRIUM_DATA_DIR", default_value = ".atrium")]
+    pub data_dir: PathBuf,
+    /// The address the services listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub listen_host: String,
+    /// The identity service's gRPC port.
+    #[arg(long, default_value_t = 7001)]
+    pub identity_port: u16,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "pretty")]
+    pub log_format: LogFormat,
+}
+
+/// Secrets generated on the first `atrium up` and reused after.
+#[derive(Serialize, Deserialize)]
+struct LocalSecrets {
+    secrets_key: String,
+    service_token: String,
+}
+
+fn load_or_create_secrets(dir: &Path) -> anyhow::Result<LocalSecrets> {
+    let path = dir.join("secrets.json");
+    if path.exists() {
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+        return serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()));
+    }
+    let secrets = LocalSecrets {
+        secrets_key: atrium_identity::crypto::SecretBox::generate_key(),
+        service_token: atrium_identity::crypto::random_token::<32>(),
+    };
+    let text = serde_json::to_string_pretty(&secrets)?;
+    write_private(&path, &text).with_context(|| format!("write {}", path.display()))?;
+    Ok(secrets)
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(text.as_bytes())
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let _telemetry = telemetry::init("atrium", args.log_format)?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("create {}", args.data_dir.display()))?;
+    let data_dir = args
+        .data_dir
+        .canonicalize()
+        .context("resolve the data directory")?;
+    let secrets = load_or_create_secrets(&data_dir)?;
+    let host: std::net::IpAddr = args
+        .listen_host
+        .parse()
+        .context("--listen-host: not an IP address")?;
+
+    let identity_addr = SocketAddr::new(host, args.identity_port);
+    let identity_config = IdentityConfig {
+        listen: identity_addr,
+        database_url: format!("sqlite://{}", data_dir.join("identity.db").display()),
+        log_format: args.log_format,
+        secrets_key: Some(Secret::new(secrets.secrets_key)),
+        service_token: Some(Secret::new(secrets.service_token)),
+        ..IdentityConfig::default()
+    };
+    let identity_listener = server::bind(identity_addr).await.with_context(|| {
+        format!(
+            "identity port {} is taken (use --identity-port)",
+            args.identity_port
+        )
+    })?;
+    let identity = Identity::new(identity_config)
+        .await
+        .context("start identity")?;
+
+    let endpoint = format!("http://{identity_addr}");
+    println!();
+    println!("Atrium is up.");
+    println!("  identity  {endpoint}   (gRPC; health and reflection enabled)");
+    println!("  data      {}", data_dir.display());
+    println!();
+    match identity.bootstrap_admin() {
+        Some(admin) => match &admin.generated_password {
+            Some(password) => {
+                println!(
+                    "Created the administrator `{}` with password:  {password}",
+                    admin.username
+                );
+                println!(
+                    "(shown only now; change it after logging in: `atrium user set-password admin`)"
+                );
+            }
+            None => println!(
+                "Created the administrator `{}` with the configured password.",
+                admin.username
+            ),
+        },
+        None => println!("The administrator account already exists (user `admin`)."),
+    }
+    println!();
+    println!("Log in from another terminal:");
+    println!("  atrium --endpoint {endpoint} login --username admin");
+    println!("  atrium user list");
+    println!();
+    println!("Stop with Ctrl-C.");
+
+    let shutdown = Shutdown::new();
+    shutdown.on_signals();
+    identity.serve(identity_listener, shutdown).await
+}
