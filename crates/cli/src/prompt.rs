@@ -69,7 +69,8 @@ impl Prompter {
 
     /// A new password: typed twice on a terminal (they must match), one stdin line otherwise.
     pub fn new_password(&mut self, what: &str) -> CliResult<SecretString> {
-        let first = self.secret(&format!("New {what}: "), what)?;
+        // Errors name the new one: "stdin ended before the new password was given".
+        let first = self.secret(&format!("New {what}: "), &format!("new {what}"))?;
         if self.interactive {
             let again = self.secret(&format!("Repeat the new {what}: "), what)?;
             if first.expose_secret() != again.expose_secret() {
