@@ -82,13 +82,18 @@ fn main() {
         while started.elapsed() < measure {
             let t = Instant::now();
             for _ in 0..BATCH {
-                verifying.verify(black_box(signed.as_bytes()), black_box(&signature)).unwrap();
+                verifying
+                    .verify(black_box(signed.as_bytes()), black_box(&signature))
+                    .unwrap();
             }
             let b = t.elapsed();
             let t = Instant::now();
             for _ in 0..BATCH {
                 let response = call().await.unwrap();
-                assert!(response.headers().get("grpc-status").is_none(), "token refused");
+                assert!(
+                    response.headers().get("grpc-status").is_none(),
+                    "token refused"
+                );
             }
             let l = t.elapsed();
             if !warm {
@@ -100,7 +105,16 @@ fn main() {
         }
         (bare / ops, layered / ops)
     });
-    println!("bare ed25519 verify (same bytes)               {:>8.2} µs/op", bare.as_secs_f64() * 1e6);
-    println!("auth layer (parse, verify, claims, principal)  {:>8.2} µs/op", layered.as_secs_f64() * 1e6);
-    println!("throughput ratio layer/bare = {:.3} (goal >= 0.8)", bare.as_secs_f64() / layered.as_secs_f64());
+    println!(
+        "bare ed25519 verify (same bytes)               {:>8.2} µs/op",
+        bare.as_secs_f64() * 1e6
+    );
+    println!(
+        "auth layer (parse, verify, claims, principal)  {:>8.2} µs/op",
+        layered.as_secs_f64() * 1e6
+    );
+    println!(
+        "throughput ratio layer/bare = {:.3} (goal >= 0.8)",
+        bare.as_secs_f64() / layered.as_secs_f64()
+    );
 }

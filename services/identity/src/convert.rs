@@ -7,10 +7,12 @@ use chrono::{DateTime, Utc};
 
 use crate::entity::{api_key, audit_event, user, user_settings};
 
+/// To the wire at microsecond precision: what PostgreSQL stores, so that a value answered
+/// straight from memory (CreateUser, Login) equals the same value read back later.
 pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: at.timestamp(),
-        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+        nanos: i32::try_from(at.timestamp_subsec_micros() * 1_000).unwrap_or(0),
     }
 }
 

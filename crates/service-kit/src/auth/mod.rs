@@ -10,6 +10,7 @@ pub mod jwt;
 pub mod keys;
 mod layer;
 pub mod permissions;
+pub mod remote;
 
 use std::sync::Arc;
 
@@ -135,6 +136,7 @@ pub struct Authenticator {
     issuer: Arc<str>,
     service_token: Option<Secret>,
     api_keys: Option<Arc<dyn ApiKeyResolver>>,
+    remote_keys: Option<Arc<remote::RemoteKeys>>,
 }
 
 impl Authenticator {
@@ -144,7 +146,14 @@ impl Authenticator {
             issuer: issuer.into(),
             service_token: None,
             api_keys: None,
+            remote_keys: None,
         }
+    }
+
+    /// Refreshes keys from identity when a token names a key not yet known.
+    pub fn with_remote_keys(mut self, remote: Arc<remote::RemoteKeys>) -> Self {
+        self.remote_keys = Some(remote);
+        self
     }
 
     pub fn with_service_token(mut self, token: Secret) -> Self {
@@ -178,10 +187,15 @@ impl Authenticator {
 
     pub async fn authenticate(&self, credential: &Credential) -> Result<Principal, ApiError> {
         match credential {
-            Credential::Bearer(token) => self
-                .verify_token(token)
-                .map(Principal::User)
-                .map_err(|e| ApiError::Unauthenticated(e.to_string())),
+            Credential::Bearer(token) => match (self.verify_token(token), &self.remote_keys) {
+                (Err(TokenError::UnknownKey), Some(remote)) => {
+                    remote.refresh_if_stale().await;
+                    self.verify_token(token)
+                }
+                (result, _) => result,
+            }
+            .map(Principal::User)
+            .map_err(|e| ApiError::Unauthenticated(e.to_string())),
             Credential::Service(token) => {
                 let expected = self.service_token.as_ref().ok_or_else(|| {
                     ApiError::Unauthenticated("service credentials are not accepted here".into())

@@ -298,7 +298,10 @@ pub async fn logout(
             .await?;
     }
     let ended = core.repo.revoke_login_session(&session_id, now).await?;
-    if let Some(session) = session {
+    // A session that had already ended is not logged out again.
+    if let Some(session) = session
+        && ended > 0
+    {
         record(
             core,
             event(

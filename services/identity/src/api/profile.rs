@@ -9,7 +9,7 @@ use serde_json::json;
 use ssh_key::{HashAlg, LineEnding, PrivateKey, PublicKey};
 
 use crate::convert::{self, settings_to_proto, timestamp};
-use crate::core::{Actor, Core, event};
+use crate::core::{Core, event};
 use crate::entity::ssh_key as ssh_row;
 
 /// The target user: the given id, or the caller when empty.
@@ -196,8 +196,7 @@ pub async fn get(
     req: pb::GetSshKeyRequest,
 ) -> ApiResult<pb::SshKey> {
     let id = target(core, principal, &req.user_id)?;
-    let actor = core
-        .self_or(principal, &id, permissions::USERS_VIEW)
+    core.self_or(principal, &id, permissions::USERS_VIEW)
         .await?;
     let row = core
         .repo
@@ -205,9 +204,8 @@ pub async fn get(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("SSH key of user {id}")))?;
     let private_key = if req.include_private_key {
-        if let Actor::Admin(p) = &actor {
-            core.require(p, permissions::USERS_MODIFY).await?;
-        }
+        // Admins and services only, even for the caller's own key (the proto's contract).
+        core.require(principal, permissions::USERS_MODIFY).await?;
         let pem = core
             .secrets
             .open(&row.private_key_sealed)
