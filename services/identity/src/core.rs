@@ -84,7 +84,10 @@ impl Core {
         if let Principal::User(u) = principal
             && u.user_id == target
         {
-            return Ok(Actor::SelfUser(full_scope(u)?.clone()));
+            let u = full_scope(u)?;
+            // Tokens outlive a lock by up to their lifetime; refuse them at once.
+            self.active_user(&u.user_id).await?;
+            return Ok(Actor::SelfUser(u.clone()));
         }
         self.require(principal, permission).await?;
         Ok(Actor::Admin(principal.clone()))

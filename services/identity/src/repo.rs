@@ -222,6 +222,22 @@ impl Repo {
         Ok((row.failed_login_count, newly_locked))
     }
 
+    /// Records that a TOTP code of `step` was used; false if that step (or a later one) was
+    /// already used, atomically.
+    pub async fn claim_totp_step(&self, id: &str, step: i64) -> ApiResult<bool> {
+        let claimed = user::Entity::update_many()
+            .col_expr(user::Column::TotpLastStep, Expr::value(step))
+            .filter(user::Column::Id.eq(id))
+            .filter(
+                Condition::any()
+                    .add(user::Column::TotpLastStep.is_null())
+                    .add(user::Column::TotpLastStep.lt(step)),
+            )
+            .exec(&self.db)
+            .await?;
+        Ok(claimed.rows_affected == 1)
+    }
+
     pub async fn reset_failed_logins(&self, id: &str) -> ApiResult<()> {
         user::Entity::update_many()
             .col_expr(user::Column::FailedLoginCount, Expr::value(0))

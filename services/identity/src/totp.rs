@@ -39,12 +39,20 @@ pub fn code_at(secret: &[u8], step: i64) -> String {
 
 /// Whether `code` is valid at `now` (Unix seconds), allowing one step of drift either way.
 pub fn verify(secret: &[u8], code: &str, now: i64) -> bool {
+    matching_step(secret, code, now).is_some()
+}
+
+/// The time step `code` belongs to, if it is valid at `now` (±1 step). Callers record the step
+/// so that a code cannot be used twice (RFC 6238 §5.2).
+pub fn matching_step(secret: &[u8], code: &str, now: i64) -> Option<i64> {
     let code = code.trim();
     if code.len() != DIGITS as usize || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return false;
+        return None;
     }
     let step = now.div_euclid(STEP_SECS);
-    (-1..=1).any(|d| atrium_service_kit::auth::secret_eq(&code_at(secret, step + d), code))
+    (-1..=1)
+        .map(|d| step + d)
+        .find(|s| atrium_service_kit::auth::secret_eq(&code_at(secret, *s), code))
 }
 
 /// The otpauth:// URI authenticator apps scan.

@@ -94,40 +94,6 @@ pub fn is_known(name: &str) -> bool {
     all().any(|p| p == name)
 }
 
-/// Kept for identity's API-key validation: the whole catalogue.
-pub const IDENTITY_PERMISSIONS: &[&str] = &[
-    USERS_VIEW,
-    USERS_CREATE,
-    USERS_MODIFY,
-    USERS_DELETE,
-    USERS_AUTH_SESSION,
-    GROUPS_VIEW,
-    GROUPS_CREATE,
-    GROUPS_MODIFY,
-    GROUPS_DELETE,
-    SETTINGS_VIEW,
-    SETTINGS_MODIFY,
-    WORKSPACES_VIEW,
-    WORKSPACES_CREATE,
-    WORKSPACES_MODIFY,
-    WORKSPACES_DELETE,
-    ZONES_VIEW,
-    ZONES_MODIFY,
-    FILE_MAPPINGS_VIEW,
-    FILE_MAPPINGS_MODIFY,
-    SSO_VIEW,
-    SSO_MODIFY,
-    SESSIONS_VIEW,
-    SESSIONS_MODIFY,
-    SESSIONS_DELETE,
-    AGENTS_VIEW,
-    AGENTS_MODIFY,
-    API_KEYS_MANAGE,
-    AUDIT_VIEW,
-    REPORTS_VIEW,
-    SIGNING_KEYS_MANAGE,
-];
-
 /// Whether a permission only reads (allowed for read-only API keys).
 pub fn is_read_only(permission: &str) -> bool {
     permission.ends_with(".view")
@@ -138,13 +104,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn catalogue_is_unique_and_matches_the_api_key_list() {
+    fn catalogue_is_unique() {
         let mut names: Vec<&str> = all().collect();
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), CATALOGUE.len());
-        let mut listed = IDENTITY_PERMISSIONS.to_vec();
-        listed.sort_unstable();
-        assert_eq!(listed, names);
     }
 }

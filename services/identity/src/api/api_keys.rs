@@ -30,12 +30,12 @@ pub async fn create(
     let mut perms: Vec<String> = Vec::new();
     for (i, p) in req.permissions.iter().enumerate() {
         let p = p.trim();
-        if !permissions::IDENTITY_PERMISSIONS.contains(&p) {
+        if !permissions::is_known(p) {
             return Err(ApiError::invalid(
                 format!("permissions[{i}]"),
                 format!(
                     "unknown permission {p:?}; known: {}",
-                    permissions::IDENTITY_PERMISSIONS.join(", ")
+                    permissions::all().collect::<Vec<_>>().join(", ")
                 ),
             ));
         }

@@ -81,10 +81,20 @@ pub async fn login(core: &Core, req: pb::LoginRequest) -> ApiResult<pb::LoginRes
             });
         }
         let secret = core.secrets.open(sealed).map_err(ApiError::Internal)?;
-        if !totp::verify(&secret, &req.totp_code, Utc::now().timestamp()) {
+        let Some(step) = totp::matching_step(&secret, &req.totp_code, Utc::now().timestamp())
+        else {
             return Err(
                 failed_attempt(core, &row, "bad_totp_code", "invalid two-factor code").await,
             );
+        };
+        if !core.repo.claim_totp_step(&row.id, step).await? {
+            return Err(failed_attempt(
+                core,
+                &row,
+                "reused_totp_code",
+                "this two-factor code was already used; wait for the next one",
+            )
+            .await);
         }
     }
     core.repo.reset_failed_logins(&row.id).await?;

@@ -78,13 +78,15 @@ pub async fn confirm(
         ));
     };
     let secret = core.secrets.open(pending).map_err(ApiError::Internal)?;
-    if !totp::verify(&secret, &req.code, Utc::now().timestamp()) {
+    let Some(step) = totp::matching_step(&secret, &req.code, Utc::now().timestamp()) else {
         return Err(ApiError::invalid(
             "code",
             "does not match the authenticator; check the device clock",
         ));
-    }
+    };
     let mut active = row.clone().into_active_model();
+    // The confirming code is spent: it cannot also complete a login.
+    active.totp_last_step = Set(Some(step));
     active.totp_secret = Set(Some(pending.clone()));
     active.totp_pending_secret = Set(None);
     active.totp_required = Set(true);

@@ -86,6 +86,7 @@ pub async fn new_user(
         totp_secret: None,
         totp_pending_secret: None,
         totp_required: false,
+        totp_last_step: None,
     })
 }
 

@@ -39,6 +39,8 @@ pub struct Model {
     /// Two-factor is required at login: set once the user enrolled, kept through an admin reset
     /// so the user enrols again at their next login.
     pub totp_required: bool,
+    /// The last TOTP time step accepted: a code is accepted once only.
+    pub totp_last_step: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

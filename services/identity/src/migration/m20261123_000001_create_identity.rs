@@ -47,6 +47,7 @@ impl MigrationTrait for Migration {
                     .col(text_null("totp_secret"))
                     .col(text_null("totp_pending_secret"))
                     .col(boolean("totp_required"))
+                    .col(big_integer_null("totp_last_step"))
                     .to_owned(),
             )
             .await?;

@@ -9,7 +9,28 @@ both_backends!(
     missing_or_bad_credentials_are_unauthenticated,
     users_manage_only_their_own_profile,
     admins_manage_everyone,
+    locking_a_user_stops_their_live_token_at_once,
 );
+
+async fn locking_a_user_stops_their_live_token_at_once(backend: Backend) {
+    let env = Env::start(backend).await;
+    let (bob, client) = env.user_client("bob").await;
+    client.clone().get_user(by_id(&bob.id)).await.must();
+    let mut lock = update(&bob.id);
+    lock.locked = Some(true);
+    env.admin().update_user(lock).await.must();
+    let status = client
+        .clone()
+        .get_user(by_id(&bob.id))
+        .await
+        .fails(Code::Unauthenticated);
+    assert!(status.message().contains("locked"), "{}", status.message());
+    client
+        .clone()
+        .get_user_settings(pb::GetUserSettingsRequest::default())
+        .await
+        .fails(Code::Unauthenticated);
+}
 
 async fn missing_or_bad_credentials_are_unauthenticated(backend: Backend) {
     let env = Env::start(backend).await;

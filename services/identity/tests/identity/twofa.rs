@@ -97,7 +97,8 @@ async fn enrol_then_log_in_with_codes(backend: Backend) {
     confirm(wrong_totp_code(&enrolment.secret, 1))
         .await
         .invalid("code");
-    let confirmed = confirm(totp_code(&enrolment.secret, 0)).await.must();
+    // A code one step old is accepted (clock drift), and is spent by confirming.
+    let confirmed = confirm(totp_code(&enrolment.secret, -1)).await.must();
     assert_eq!(confirmed.status(), pb::LoginStatus::Success);
     assert!(confirmed.user.expect("user").two_factor_enrolled);
     assert!(env.get_user(&bob.id).await.two_factor_enrolled);
@@ -125,10 +126,22 @@ async fn enrol_then_log_in_with_codes(backend: Backend) {
     with_code(wrong_totp_code(secret, 1))
         .await
         .fails(Code::Unauthenticated);
-    for drift in [0, -1, 1] {
-        let ok = with_code(totp_code(secret, drift)).await.must();
-        assert_eq!(ok.status(), pb::LoginStatus::Success, "drift {drift}");
-        assert!(!ok.access_token.is_empty() && !ok.refresh_token.is_empty());
+    // Each code works once (RFC 6238 §5.2); a step ahead is accepted; an older step after a
+    // newer one is not.
+    for (drift, accepted) in [(0, true), (0, false), (1, true), (-1, false)] {
+        let result = with_code(totp_code(secret, drift)).await;
+        if accepted {
+            let ok = result.must();
+            assert_eq!(ok.status(), pb::LoginStatus::Success, "drift {drift}");
+            assert!(!ok.access_token.is_empty() && !ok.refresh_token.is_empty());
+        } else {
+            let status = result.fails(Code::Unauthenticated);
+            assert!(
+                status.message().contains("already used"),
+                "{}",
+                status.message()
+            );
+        }
     }
     for drift in [3, -3] {
         let code = totp_code(secret, drift);
@@ -145,7 +158,7 @@ async fn enrol_then_log_in_with_codes(backend: Backend) {
     ))
     .await
     .fails(Code::Unauthenticated);
-    assert_eq!(env.get_user(&bob.id).await.failed_login_count, 3);
+    assert_eq!(env.get_user(&bob.id).await.failed_login_count, 4);
     let failures = env
         .audit(pb::ListAuditEventsRequest {
             user_id: bob.id.clone(),
@@ -153,7 +166,7 @@ async fn enrol_then_log_in_with_codes(backend: Backend) {
             ..Default::default()
         })
         .await;
-    assert_eq!(failures.len(), 4);
+    assert_eq!(failures.len(), 6);
     assert!(failures[0].detail.contains("bad_password"));
     assert!(failures[1].detail.contains("bad_totp_code"));
 }
@@ -241,11 +254,12 @@ async fn admin_reset_sends_the_user_back_to_enrolment(backend: Backend) {
             .await
             .fails(Code::Unauthenticated);
     }
+    // The confirming code was spent; the next step's code logs in.
     let ok = env
         .login_with(login_request(
             "bob",
             PASSWORD,
-            &totp_code(&enrolment.secret, 0),
+            &totp_code(&enrolment.secret, 1),
         ))
         .await
         .must();
@@ -331,7 +345,7 @@ async fn required_two_factor_enrols_before_the_password_change(backend: Backend)
         .login_with(required(
             "carol",
             NEW_PASSWORD,
-            totp_code(&enrolment.secret, 0),
+            totp_code(&enrolment.secret, 1),
         ))
         .await
         .must();
