@@ -19,3 +19,9 @@ pub mod identity {
         include!(concat!(env!("OUT_DIR"), "/atrium.identity.v1.rs"));
     }
 }
+
+pub mod policy {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/atrium.policy.v1.rs"));
+    }
+}

@@ -1,0 +1,168 @@
+//! Group membership, and the user lifecycle notifications from identity.
+
+use atrium_proto::policy::v1 as pb;
+use atrium_service_kit::auth::{Principal, permissions};
+use atrium_service_kit::paging::Page;
+use atrium_service_kit::{ApiError, ApiResult};
+use chrono::Utc;
+
+use crate::api::groups::existing;
+use crate::convert::{self, group_to_proto, timestamp};
+use crate::core::{ADMINISTRATORS_ID, ALL_USERS_ID, Core};
+use crate::entity::membership;
+
+fn membership_to_proto(m: &membership::Model) -> pb::GroupMembership {
+    pb::GroupMembership {
+        group_id: m.group_id.clone(),
+        user_id: m.user_id.clone(),
+        added_at: Some(timestamp(m.added_at)),
+        source: m.source.clone(),
+    }
+}
+
+pub async fn add(
+    core: &Core,
+    principal: &Principal,
+    req: pb::GroupMemberRequest,
+) -> ApiResult<pb::GroupMembership> {
+    core.require(principal, permissions::GROUPS_MODIFY).await?;
+    let group = existing(core, "group_id", &req.group_id).await?;
+    let user_id = convert::uuid("user_id", &req.user_id)?;
+    let row = membership::Model {
+        group_id: group.id.clone(),
+        user_id: user_id.clone(),
+        source: "manual".into(),
+        added_at: Utc::now(),
+    };
+    core.repo.add_member(row).await?;
+    core.invalidate();
+    let stored = core
+        .repo
+        .membership(&group.id, &user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("membership"))?;
+    Ok(membership_to_proto(&stored))
+}
+
+pub async fn remove(
+    core: &Core,
+    principal: &Principal,
+    req: pb::GroupMemberRequest,
+) -> ApiResult<pb::RemoveGroupMemberResponse> {
+    core.require(principal, permissions::GROUPS_MODIFY).await?;
+    let group = existing(core, "group_id", &req.group_id).await?;
+    let user_id = convert::uuid("user_id", &req.user_id)?;
+    if group.id == ALL_USERS_ID {
+        return Err(ApiError::FailedPrecondition(
+            "every user is a member of All Users".into(),
+        ));
+    }
+    let removed = core.repo.remove_member(&group.id, &user_id).await?;
+    core.invalidate();
+    Ok(pb::RemoveGroupMemberResponse { removed })
+}
+
+pub async fn list_members(
+    core: &Core,
+    principal: &Principal,
+    req: pb::ListGroupMembersRequest,
+) -> ApiResult<pb::ListGroupMembersResponse> {
+    core.require(principal, permissions::GROUPS_VIEW).await?;
+    let group = existing(core, "group_id", &req.group_id).await?;
+    let page = Page::from_request(req.page.as_ref())?;
+    let rows = core
+        .repo
+        .list_members(&group.id, page.after.as_deref(), page.fetch_limit())
+        .await?;
+    let (rows, page) = page.finish(rows, |m| m.user_id.clone());
+    Ok(pb::ListGroupMembersResponse {
+        members: rows.iter().map(membership_to_proto).collect(),
+        page: Some(page),
+    })
+}
+
+pub async fn list_user_groups(
+    core: &Core,
+    principal: &Principal,
+    req: pb::ListUserGroupsRequest,
+) -> ApiResult<pb::ListUserGroupsResponse> {
+    let user_id = core
+        .self_or(principal, &req.user_id, permissions::GROUPS_VIEW)
+        .await?;
+    let page = Page::from_request(req.page.as_ref())?;
+    let policy = core.user_policy(&user_id).await?;
+    let start = match &page.after {
+        None => 0,
+        Some(after) => policy
+            .groups
+            .iter()
+            .position(|g| &g.id == after)
+            .map(|i| i + 1)
+            .unwrap_or(policy.groups.len()),
+    };
+    let rows: Vec<_> = policy
+        .groups
+        .iter()
+        .skip(start)
+        .take(usize::try_from(page.fetch_limit()).unwrap_or(usize::MAX))
+        .cloned()
+        .collect();
+    let (rows, page) = page.finish(rows, |g| g.id.clone());
+    let mut groups = Vec::with_capacity(rows.len());
+    for row in &rows {
+        groups.push(group_to_proto(row, core.repo.member_count(&row.id).await?));
+    }
+    Ok(pb::ListUserGroupsResponse {
+        groups,
+        page: Some(page),
+    })
+}
+
+fn service_only(principal: &Principal, what: &str) -> ApiResult<()> {
+    if *principal == Principal::Service {
+        Ok(())
+    } else {
+        Err(ApiError::PermissionDenied(format!(
+            "{what} is for Atrium's services"
+        )))
+    }
+}
+
+pub async fn user_created(
+    core: &Core,
+    principal: &Principal,
+    req: pb::UserLifecycleRequest,
+) -> ApiResult<pb::UserLifecycleResponse> {
+    service_only(principal, "UserCreated")?;
+    let user_id = convert::uuid("user_id", &req.user_id)?;
+    let row = membership::Model {
+        group_id: ALL_USERS_ID.into(),
+        user_id: user_id.clone(),
+        source: "system".into(),
+        added_at: Utc::now(),
+    };
+    core.repo.add_member(row).await?;
+    if req.administrator {
+        let row = membership::Model {
+            group_id: ADMINISTRATORS_ID.into(),
+            user_id,
+            source: "system".into(),
+            added_at: Utc::now(),
+        };
+        core.repo.add_member(row).await?;
+    }
+    core.invalidate();
+    Ok(pb::UserLifecycleResponse {})
+}
+
+pub async fn user_deleted(
+    core: &Core,
+    principal: &Principal,
+    req: pb::UserLifecycleRequest,
+) -> ApiResult<pb::UserLifecycleResponse> {
+    service_only(principal, "UserDeleted")?;
+    let user_id = convert::uuid("user_id", &req.user_id)?;
+    core.repo.remove_user(&user_id).await?;
+    core.invalidate();
+    Ok(pb::UserLifecycleResponse {})
+}

@@ -1,0 +1,63 @@
+//! Policy's configuration (see `atrium-policy --dump-config`).
+
+use std::net::SocketAddr;
+
+use atrium_service_kit::Secret;
+use atrium_service_kit::telemetry::LogFormat;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    pub listen: SocketAddr,
+    /// `sqlite://path` or `postgres://…`.
+    pub database_url: String,
+    pub log_format: LogFormat,
+    /// Identity's gRPC address: verification keys and API keys come from there.
+    pub identity_endpoint: String,
+    /// Must match identity's `issuer`.
+    pub issuer: String,
+    /// The credential Atrium's services present to each other. Required.
+    pub service_token: Option<Secret>,
+    /// New workspaces are assigned to All Users unless the create call says otherwise.
+    pub new_workspaces_join_all_users: bool,
+    /// How long a resolved policy may be served from cache. Changes made through this replica
+    /// take effect at once; changes made through another replica within this time.
+    pub cache_ttl_ms: u64,
+    pub shutdown_deadline_secs: u64,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7002)),
+            database_url: "sqlite://.atrium/policy.db".into(),
+            log_format: LogFormat::Pretty,
+            identity_endpoint: "http://127.0.0.1:7001".into(),
+            issuer: "atrium".into(),
+            service_token: None,
+            new_workspaces_join_all_users: true,
+            cache_ttl_ms: 5_000,
+            shutdown_deadline_secs: 10,
+        }
+    }
+}
+
+impl PolicyConfig {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.service_token.is_none() {
+            anyhow::bail!("service_token: required (the same value identity is configured with)");
+        }
+        if !self.identity_endpoint.starts_with("http://")
+            && !self.identity_endpoint.starts_with("https://")
+        {
+            anyhow::bail!("identity_endpoint: must be an http:// or https:// URL");
+        }
+        if self.cache_ttl_ms > 60_000 {
+            anyhow::bail!(
+                "cache_ttl_ms: at most 60000, so that changes take effect within a minute"
+            );
+        }
+        Ok(())
+    }
+}

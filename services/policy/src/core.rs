@@ -1,0 +1,257 @@
+//! Shared state: the repository, the resolved-policy cache, and authorization.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use atrium_service_kit::auth::{Principal, Scope, permissions};
+use atrium_service_kit::{ApiError, ApiResult};
+
+use crate::config::PolicyConfig;
+use crate::entity::group;
+use crate::repo::Repo;
+use crate::settings::{self, GroupRef, GroupSettings, Resolved, Value};
+
+/// The system groups have fixed ids (they sort before every generated UUIDv7).
+pub const ADMINISTRATORS_ID: &str = "00000000-0000-7000-8000-000000000001";
+pub const ALL_USERS_ID: &str = "00000000-0000-7000-8000-000000000002";
+
+/// Everything policy decides for one user, resolved once and cached.
+#[derive(Debug)]
+pub struct UserPolicy {
+    pub user_id: String,
+    /// The user's groups, strongest first (priority, then id).
+    pub groups: Vec<group::Model>,
+    pub resolved: Vec<Resolved>,
+    pub administrator: bool,
+    pub permissions: BTreeSet<String>,
+}
+
+impl UserPolicy {
+    pub fn group_ids(&self) -> Vec<String> {
+        self.groups.iter().map(|g| g.id.clone()).collect()
+    }
+
+    pub fn value(&self, name: &str) -> Option<&Value> {
+        self.resolved
+            .iter()
+            .find(|r| r.name == name)
+            .and_then(|r| r.value.as_ref())
+    }
+}
+
+/// Resolved policies by user, dropped wholesale on any change made here and aged out after the
+/// TTL (for changes made through other replicas).
+struct Cache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (Arc<UserPolicy>, Instant, u64)>>,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+pub struct Core {
+    pub repo: Repo,
+    pub config: PolicyConfig,
+    cache: Cache,
+}
+
+pub type SharedCore = Arc<Core>;
+
+impl Core {
+    pub fn new(repo: Repo, config: PolicyConfig) -> Self {
+        let ttl = Duration::from_millis(config.cache_ttl_ms);
+        Self {
+            repo,
+            config,
+            cache: Cache {
+                ttl,
+                entries: Mutex::new(HashMap::new()),
+                generation: Default::default(),
+            },
+        }
+    }
+
+    /// Forget every cached resolution: call after any write that can change one.
+    pub fn invalidate(&self) {
+        self.cache
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.cache
+            .entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// The user's resolved policy, from cache when fresh.
+    pub async fn user_policy(&self, user_id: &str) -> ApiResult<Arc<UserPolicy>> {
+        let generation = self
+            .cache
+            .generation
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if let Some((policy, at, gen_at)) = self
+            .cache
+            .entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(user_id)
+            && *gen_at == generation
+            && at.elapsed() < self.cache.ttl
+        {
+            return Ok(policy.clone());
+        }
+        let policy = Arc::new(self.resolve_uncached(user_id).await?);
+        let mut entries = self.cache.entries.lock().unwrap_or_else(|p| p.into_inner());
+        // A write that raced with this resolution bumped the generation: don't cache stale data.
+        if self
+            .cache
+            .generation
+            .load(std::sync::atomic::Ordering::SeqCst)
+            == generation
+        {
+            if entries.len() > 100_000 {
+                entries.clear();
+            }
+            entries.insert(
+                user_id.to_owned(),
+                (policy.clone(), Instant::now(), generation),
+            );
+        }
+        Ok(policy)
+    }
+
+    /// Resolves from the database: the user's groups (All Users always), their settings and
+    /// permission grants.
+    pub async fn resolve_uncached(&self, user_id: &str) -> ApiResult<UserPolicy> {
+        let mut ids: Vec<String> = self
+            .repo
+            .user_memberships(user_id)
+            .await?
+            .into_iter()
+            .map(|m| m.group_id)
+            .collect();
+        if !ids.iter().any(|id| id == ALL_USERS_ID) {
+            ids.push(ALL_USERS_ID.to_owned());
+        }
+        let groups = self.repo.groups_by_ids(&ids).await?;
+        let ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
+        let rows = self.repo.settings_of(&ids).await?;
+        let mut inputs: Vec<GroupSettings> = groups
+            .iter()
+            .map(|g| GroupSettings {
+                group: GroupRef {
+                    id: g.id.clone(),
+                    name: g.name.clone(),
+                    priority: g.priority,
+                },
+                values: Default::default(),
+            })
+            .collect();
+        for row in rows {
+            let Some(target) = inputs.iter_mut().find(|g| g.group.id == row.group_id) else {
+                continue;
+            };
+            match Value::from_storage(&row.value) {
+                Ok(value) => {
+                    target.values.insert(row.name, value);
+                }
+                Err(e) => {
+                    tracing::error!(group_id = %row.group_id, setting = %row.name, error = %e, "stored setting is unreadable; ignored")
+                }
+            }
+        }
+        let resolved = settings::resolve(&inputs);
+        let administrator = resolved
+            .iter()
+            .find(|r| r.name == "administrator")
+            .is_some_and(|r| matches!(r.value, Some(Value::Bool(true))));
+        let permissions: BTreeSet<String> = if administrator {
+            permissions::all().map(str::to_owned).collect()
+        } else {
+            self.repo
+                .permissions_of(&ids)
+                .await?
+                .into_iter()
+                .map(|p| p.permission)
+                .collect()
+        };
+        Ok(UserPolicy {
+            user_id: user_id.to_owned(),
+            groups,
+            resolved,
+            administrator,
+            permissions,
+        })
+    }
+
+    /// Allows services, API keys holding `permission`, and users whose effective permissions
+    /// include it.
+    pub async fn require(&self, principal: &Principal, permission: &str) -> ApiResult<()> {
+        match principal {
+            Principal::Service => Ok(()),
+            Principal::ApiKey(key) => {
+                if key.read_only && !permissions::is_read_only(permission) {
+                    return Err(ApiError::PermissionDenied(format!(
+                        "API key {} is read-only",
+                        key.key_id
+                    )));
+                }
+                if key.permissions.iter().any(|p| p == permission) {
+                    Ok(())
+                } else {
+                    Err(ApiError::PermissionDenied(format!(
+                        "API key {} lacks permission {permission}",
+                        key.key_id
+                    )))
+                }
+            }
+            Principal::User(u) => {
+                if u.scope != Scope::Full {
+                    return Err(ApiError::PermissionDenied("finish signing in first".into()));
+                }
+                if self
+                    .user_policy(&u.user_id)
+                    .await?
+                    .permissions
+                    .contains(permission)
+                {
+                    Ok(())
+                } else {
+                    Err(ApiError::PermissionDenied(format!(
+                        "you lack permission {permission}"
+                    )))
+                }
+            }
+        }
+    }
+
+    /// The target user: `user_id`, or the calling user when empty. A user may act on
+    /// themselves; anyone else needs `permission`.
+    pub async fn self_or(
+        &self,
+        principal: &Principal,
+        user_id: &str,
+        permission: &str,
+    ) -> ApiResult<String> {
+        let target = if user_id.trim().is_empty() {
+            match principal {
+                Principal::User(u) => u.user_id.clone(),
+                _ => {
+                    return Err(ApiError::invalid(
+                        "user_id",
+                        "is required when the caller is not a user",
+                    ));
+                }
+            }
+        } else {
+            crate::convert::uuid("user_id", user_id)?
+        };
+        if let Principal::User(u) = principal
+            && u.user_id == target
+            && u.scope == Scope::Full
+        {
+            return Ok(target);
+        }
+        self.require(principal, permission).await?;
+        Ok(target)
+    }
+}
