@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use atrium_identity::{Identity, IdentityConfig};
+use atrium_policy::{Policy, PolicyConfig};
 use atrium_service_kit::telemetry::{self, LogFormat};
 use atrium_service_kit::{Secret, Shutdown, server};
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,9 @@ pub struct UpArgs {
     /// The identity service's gRPC port.
     #[arg(long, default_value_t = 7001)]
     pub identity_port: u16,
+    /// The policy service's gRPC port.
+    #[arg(long, default_value_t = 7002)]
+    pub policy_port: u16,
     /// Log format.
     #[arg(long, value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
@@ -76,28 +80,53 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .context("--listen-host: not an IP address")?;
 
     let identity_addr = SocketAddr::new(host, args.identity_port);
-    let identity_config = IdentityConfig {
-        listen: identity_addr,
-        database_url: format!("sqlite://{}", data_dir.join("identity.db").display()),
-        log_format: args.log_format,
-        secrets_key: Some(Secret::new(secrets.secrets_key)),
-        service_token: Some(Secret::new(secrets.service_token)),
-        ..IdentityConfig::default()
-    };
+    let policy_addr = SocketAddr::new(host, args.policy_port);
+    let identity_endpoint = format!("http://{identity_addr}");
+    let policy_endpoint = format!("http://{policy_addr}");
+    // Bind every port first, so a taken port fails before anything starts.
     let identity_listener = server::bind(identity_addr).await.with_context(|| {
         format!(
             "identity port {} is taken (use --identity-port)",
             args.identity_port
         )
     })?;
+    let policy_listener = server::bind(policy_addr).await.with_context(|| {
+        format!(
+            "policy port {} is taken (use --policy-port)",
+            args.policy_port
+        )
+    })?;
+
+    let identity_config = IdentityConfig {
+        listen: identity_addr,
+        database_url: format!("sqlite://{}", data_dir.join("identity.db").display()),
+        log_format: args.log_format,
+        secrets_key: Some(Secret::new(secrets.secrets_key)),
+        service_token: Some(Secret::new(secrets.service_token.clone())),
+        policy_endpoint: Some(policy_endpoint.clone()),
+        ..IdentityConfig::default()
+    };
     let identity = Identity::new(identity_config)
         .await
         .context("start identity")?;
+    let policy_config = PolicyConfig {
+        listen: policy_addr,
+        database_url: format!("sqlite://{}", data_dir.join("policy.db").display()),
+        log_format: args.log_format,
+        identity_endpoint: identity_endpoint.clone(),
+        service_token: Some(Secret::new(secrets.service_token)),
+        ..PolicyConfig::default()
+    };
+    // In one process, policy verifies tokens with identity's own key set.
+    let keys = identity.authenticator().keys().clone();
+    let policy = Policy::with_keys(policy_config, keys)
+        .await
+        .context("start policy")?;
 
-    let endpoint = format!("http://{identity_addr}");
     println!();
-    println!("Atrium is up.");
-    println!("  identity  {endpoint}   (gRPC; health and reflection enabled)");
+    println!("Atrium is up (gRPC; every service offers health and reflection):");
+    println!("  identity  {identity_endpoint}");
+    println!("  policy    {policy_endpoint}");
     println!("  data      {}", data_dir.display());
     println!();
     match identity.bootstrap_admin() {
@@ -120,12 +149,18 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     println!();
     println!("Log in from another terminal:");
-    println!("  atrium --endpoint {endpoint} login --username admin");
+    println!("  atrium --endpoint {identity_endpoint} login --username admin");
     println!("  atrium user list");
+    println!("  atrium group list");
     println!();
     println!("Stop with Ctrl-C.");
 
     let shutdown = Shutdown::new();
     shutdown.on_signals();
-    identity.serve(identity_listener, shutdown).await
+    let (identity_done, policy_done) = tokio::join!(
+        identity.serve(identity_listener, shutdown.clone()),
+        policy.serve(policy_listener, shutdown.clone()),
+    );
+    identity_done.context("identity")?;
+    policy_done.context("policy")
 }

@@ -30,6 +30,12 @@ pub struct IdentityConfig {
     pub bootstrap_admin_password: Option<Secret>,
     /// How long in-flight calls may take to finish on shutdown.
     pub shutdown_deadline_secs: u64,
+    /// The policy service. When set, users' rights come from their effective permissions there
+    /// and user creation/deletion is reported to it; when unset (identity alone), only the
+    /// bootstrap administrator has admin rights.
+    pub policy_endpoint: Option<String>,
+    /// How long a user's permissions from policy are reused.
+    pub permissions_cache_ttl_ms: u64,
 }
 
 impl Default for IdentityConfig {
@@ -47,6 +53,8 @@ impl Default for IdentityConfig {
             service_token: None,
             bootstrap_admin_password: None,
             shutdown_deadline_secs: 10,
+            policy_endpoint: None,
+            permissions_cache_ttl_ms: 3_000,
         }
     }
 }
@@ -65,6 +73,12 @@ impl IdentityConfig {
         }
         if self.issuer.trim().is_empty() {
             anyhow::bail!("issuer: must not be empty");
+        }
+        if self.policy_endpoint.is_some() && self.service_token.is_none() {
+            anyhow::bail!("service_token: required when policy_endpoint is set");
+        }
+        if self.permissions_cache_ttl_ms > 60_000 {
+            anyhow::bail!("permissions_cache_ttl_ms: at most 60000");
         }
         if self.secrets_key.is_none() {
             anyhow::bail!(

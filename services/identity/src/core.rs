@@ -25,6 +25,8 @@ pub struct Core {
     /// A real argon2id hash verified when the username is unknown, so that "no such user"
     /// takes as long as "wrong password".
     pub dummy_hash: String,
+    /// The policy service, when configured.
+    pub policy_link: Option<Arc<crate::policy_link::PolicyLink>>,
 }
 
 pub type SharedCore = Arc<Core>;
@@ -63,12 +65,20 @@ impl Core {
             Principal::User(u) => {
                 let u = full_scope(u)?;
                 let row = self.repo.user(&u.user_id).await.map_err(|_| gone())?;
-                if row.is_admin && !row.locked && !row.disabled {
+                if row.locked || row.disabled {
+                    return Err(ApiError::Unauthenticated("account is locked or disabled".into()));
+                }
+                let allowed = match &self.policy_link {
+                    Some(policy) => {
+                        let perms = policy.permissions(&u.user_id).await?;
+                        perms.administrator || perms.names.contains(permission)
+                    }
+                    None => row.is_admin,
+                };
+                if allowed {
                     Ok(())
                 } else {
-                    Err(ApiError::PermissionDenied(format!(
-                        "{permission} requires an administrator"
-                    )))
+                    Err(ApiError::PermissionDenied(format!("you lack permission {permission}")))
                 }
             }
         }
@@ -93,8 +103,18 @@ impl Core {
         Ok(Actor::Admin(principal.clone()))
     }
 
+    /// A user was created or deleted: let the outbox reach policy now.
+    pub fn user_events_queued(&self) {
+        if let Some(policy) = &self.policy_link {
+            policy.nudge();
+        }
+    }
+
     /// Whether the principal is an administrator (without failing).
     pub async fn is_admin(&self, principal: &Principal) -> bool {
+        if let (Some(policy), Principal::User(u)) = (&self.policy_link, principal) {
+            return policy.permissions(&u.user_id).await.is_ok_and(|p| p.administrator);
+        }
         match principal {
             Principal::User(u) => self
                 .repo

@@ -12,6 +12,7 @@ pub mod crypto;
 mod entity;
 pub mod migration;
 pub mod password;
+mod policy_link;
 mod repo;
 pub mod testing;
 pub mod tokens;
@@ -74,7 +75,15 @@ impl Identity {
             "atrium-identity",
         )
         .await?;
-        let repo = Repo::new(db);
+        let policy = match &config.policy_endpoint {
+            Some(endpoint) => {
+                let token = config.service_token.as_ref().context("service_token: required with policy_endpoint")?;
+                let ttl = Duration::from_millis(config.permissions_cache_ttl_ms);
+                Some(Arc::new(policy_link::PolicyLink::new(endpoint, token.expose(), ttl)?))
+            }
+            None => None,
+        };
+        let repo = Repo::new(db, policy.is_some());
         let keys = KeySet::default();
         let tokens = TokenIssuer::new(keys.clone(), &config.issuer, config.access_token_ttl_secs);
         tokens
@@ -94,6 +103,7 @@ impl Identity {
             },
             dummy_hash,
             config,
+            policy_link: policy,
         });
         let mut authenticator = Authenticator::new(keys, &core.config.issuer)
             .with_api_keys(Arc::new(LocalApiKeys(core.clone())));
@@ -131,10 +141,17 @@ impl Identity {
             .set_serving::<IdentityServiceServer<api::IdentityApi>>()
             .await;
         let reload = tokio::spawn(reload_keys(self.core.clone(), shutdown.clone()));
+        let outbox = self.core.policy_link.clone().map(|policy| {
+            let (repo, stop) = (self.core.repo.clone(), shutdown.clone());
+            tokio::spawn(async move { policy.run(repo, stop).await })
+        });
         let auth = AuthLayer::new(self.authenticator, public_methods());
         let deadline = Duration::from_secs(self.core.config.shutdown_deadline_secs);
         let served = server.serve(listener, auth, shutdown, deadline).await;
         reload.abort();
+        if let Some(task) = outbox {
+            task.abort();
+        }
         served
     }
 }

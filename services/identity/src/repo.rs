@@ -11,7 +11,8 @@ use sea_orm::{
 };
 
 use crate::entity::{
-    api_key, audit_event, login_session, signing_key, ssh_key, user, user_settings,
+    api_key, audit_event, login_session, policy_outbox, signing_key, ssh_key, user,
+    user_settings,
 };
 
 /// Maps a database error; unique violations become AlreadyExists(`what`).
@@ -57,11 +58,26 @@ pub struct AuditFilter {
 #[derive(Clone)]
 pub struct Repo {
     db: DatabaseConnection,
+    /// Whether user lifecycle events are queued for the policy service.
+    outbox: bool,
+}
+
+/// An outbox row for a user lifecycle event.
+fn outbox_event(user: &str, username: &str, kind: &str, administrator: bool) -> policy_outbox::Model {
+    policy_outbox::Model {
+        id: uuid::Uuid::now_v7().hyphenated().to_string(),
+        user_id: user.to_owned(),
+        username: username.to_owned(),
+        kind: kind.to_owned(),
+        administrator,
+        created_at: Utc::now(),
+        attempts: 0,
+    }
 }
 
 impl Repo {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    pub fn new(db: DatabaseConnection, outbox: bool) -> Self {
+        Self { db, outbox }
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -94,6 +110,12 @@ impl Repo {
         audit_event::Entity::insert(event.into_active_model())
             .exec_without_returning(&txn)
             .await?;
+        if self.outbox {
+            let queued = outbox_event(&row.id, &row.username, "created", row.is_admin);
+            policy_outbox::Entity::insert(queued.into_active_model())
+                .exec_without_returning(&txn)
+                .await?;
+        }
         txn.commit().await?;
         Ok(row)
     }
@@ -154,6 +176,12 @@ impl Repo {
         audit_event::Entity::insert(event.into_active_model())
             .exec_without_returning(&txn)
             .await?;
+        if self.outbox {
+            let queued = outbox_event(id, "", "deleted", false);
+            policy_outbox::Entity::insert(queued.into_active_model())
+                .exec_without_returning(&txn)
+                .await?;
+        }
         txn.commit().await?;
         Ok(())
     }
@@ -488,6 +516,33 @@ impl Repo {
     pub async fn delete_signing_keys_retired_before(&self, cutoff: DateTime<Utc>) -> ApiResult<()> {
         signing_key::Entity::delete_many()
             .filter(signing_key::Column::RetiredAt.lt(cutoff))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    // ---- policy outbox -----------------------------------------------------------------
+
+    pub async fn pending_outbox(&self, limit: u64) -> ApiResult<Vec<policy_outbox::Model>> {
+        Ok(policy_outbox::Entity::find()
+            .order_by_asc(policy_outbox::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn outbox_delivered(&self, id: &str) -> ApiResult<()> {
+        policy_outbox::Entity::delete_by_id(id).exec(&self.db).await?;
+        Ok(())
+    }
+
+    pub async fn outbox_failed(&self, id: &str) -> ApiResult<()> {
+        policy_outbox::Entity::update_many()
+            .col_expr(
+                policy_outbox::Column::Attempts,
+                Expr::col(policy_outbox::Column::Attempts).add(1),
+            )
+            .filter(policy_outbox::Column::Id.eq(id))
             .exec(&self.db)
             .await?;
         Ok(())

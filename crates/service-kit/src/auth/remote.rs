@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -38,11 +39,14 @@ pub fn identity_client(endpoint: &str, service_token: &str) -> anyhow::Result<Id
 pub struct RemoteKeys {
     client: IdentityClient,
     keys: KeySet,
+    /// Held while fetching: concurrent refreshes wait for one fetch instead of each making one.
     last_fetch: AsyncMutex<Option<Instant>>,
+    fetches: AtomicU64,
 }
 
-/// Refreshes are at most this frequent when tokens name unknown keys.
-const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
+/// Refreshes for unknown key ids are at most this frequent, so a stream of made-up key ids
+/// cannot become a stream of calls to identity.
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 
 impl RemoteKeys {
     pub fn new(client: IdentityClient, keys: KeySet) -> Self {
@@ -50,11 +54,17 @@ impl RemoteKeys {
             client,
             keys,
             last_fetch: AsyncMutex::new(None),
+            fetches: AtomicU64::new(0),
         }
     }
 
     /// Fetches the keys now.
     pub async fn fetch(&self) -> anyhow::Result<()> {
+        let mut last = self.last_fetch.lock().await;
+        self.fetch_locked(&mut last).await
+    }
+
+    async fn fetch_locked(&self, last: &mut Option<Instant>) -> anyhow::Result<()> {
         let response = self
             .client
             .clone()
@@ -74,18 +84,27 @@ impl RemoteKeys {
             });
         }
         self.keys.replace(entries);
-        *self.last_fetch.lock().await = Some(Instant::now());
+        *last = Some(Instant::now());
+        self.fetches.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
-    /// Fetches unless a fetch happened very recently (a token with an unknown key id).
+    /// A token named a key id not yet known: fetch the keys, unless another caller fetched
+    /// while this one waited. At most one fetch per [`MIN_REFRESH_INTERVAL`]; a caller within it
+    /// waits for the interval to pass, so a freshly rotated key is still found.
     pub async fn refresh_if_stale(&self) {
-        let recent = self
-            .last_fetch
-            .lock()
-            .await
-            .is_some_and(|t| t.elapsed() < MIN_REFRESH_INTERVAL);
-        if !recent && let Err(e) = self.fetch().await {
+        let seen = self.fetches.load(Ordering::SeqCst);
+        let mut last = self.last_fetch.lock().await;
+        if self.fetches.load(Ordering::SeqCst) != seen {
+            return;
+        }
+        if let Some(at) = *last {
+            let elapsed = at.elapsed();
+            if elapsed < MIN_REFRESH_INTERVAL {
+                tokio::time::sleep(MIN_REFRESH_INTERVAL - elapsed).await;
+            }
+        }
+        if let Err(e) = self.fetch_locked(&mut last).await {
             tracing::warn!(error = %e, "fetching verification keys from identity failed");
         }
     }

@@ -29,6 +29,7 @@ pub async fn create(
     );
     let settings = convert::default_settings(&row.id);
     let row = core.repo.create_user(row, settings, ev).await?;
+    core.user_events_queued();
     Ok(user_to_proto(&row))
 }
 
@@ -258,6 +259,7 @@ pub async fn delete(
     }
     let ev = event("user.delete", Some(&id), &principal.actor(), json!({}));
     core.repo.delete_user(&id, ev).await?;
+    core.user_events_queued();
     Ok(pb::DeleteUserResponse {})
 }
 

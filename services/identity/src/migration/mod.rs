@@ -3,13 +3,17 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_identity;
+mod m20261123_000002_policy_outbox;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_create_identity::Migration)]
+        vec![
+            Box::new(m20261123_000001_create_identity::Migration),
+            Box::new(m20261123_000002_policy_outbox::Migration),
+        ]
     }
 
     fn migration_table_name() -> sea_orm::DynIden {

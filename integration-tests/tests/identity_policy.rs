@@ -1,0 +1,332 @@
+//! Identity and policy together: users announced to policy through identity's outbox, identity
+//! asking policy for permissions, policy verifying identity's tokens (keys fetched over gRPC,
+//! refreshed on rotation) and API keys (resolved by identity).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use atrium_identity::testing::{SERVICE_TOKEN, TestIdentity};
+use atrium_policy::{Policy, PolicyConfig};
+use atrium_proto::identity::v1 as id;
+use atrium_proto::policy::v1 as pol;
+use atrium_proto::policy::v1::policy_service_client::PolicyServiceClient;
+use atrium_service_kit::auth::Credential;
+use atrium_service_kit::telemetry::OutgoingInterceptor;
+use atrium_service_kit::testing::{Backend, TestDatabase};
+use atrium_service_kit::{Secret, Shutdown};
+use tonic::Code;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+type PolicyClient = PolicyServiceClient<InterceptedService<Channel, OutgoingInterceptor>>;
+
+struct Cluster {
+    identity: TestIdentity,
+    policy_addr: SocketAddr,
+    shutdown: Shutdown,
+    _policy_db: TestDatabase,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+impl Cluster {
+    async fn start() -> Cluster {
+        let policy_listener =
+            atrium_service_kit::server::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+                .await
+                .unwrap();
+        let policy_addr = policy_listener.local_addr().unwrap();
+        let identity = TestIdentity::start_with(Backend::Postgres, |c| {
+            c.policy_endpoint = Some(format!("http://{policy_addr}"));
+            c.permissions_cache_ttl_ms = 500;
+        })
+        .await
+        .unwrap();
+        let policy_db = TestDatabase::new(Backend::Postgres).await.unwrap();
+        let config = PolicyConfig {
+            listen: policy_addr,
+            database_url: policy_db.url.clone(),
+            identity_endpoint: identity.endpoint(),
+            service_token: Some(Secret::new(SERVICE_TOKEN)),
+            shutdown_deadline_secs: 1,
+            ..PolicyConfig::default()
+        };
+        // Policy on its own: verification keys come from identity over gRPC.
+        let policy = Policy::new(config).await.unwrap();
+        let shutdown = Shutdown::new();
+        let serving = shutdown.clone();
+        tokio::spawn(async move { policy.serve(policy_listener, serving).await });
+        Cluster {
+            identity,
+            policy_addr,
+            shutdown,
+            _policy_db: policy_db,
+        }
+    }
+
+    async fn policy(&self, credential: Credential) -> PolicyClient {
+        let channel = Channel::from_shared(format!("http://{}", self.policy_addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        PolicyServiceClient::with_interceptor(
+            channel,
+            OutgoingInterceptor::new(Some(&credential)).unwrap(),
+        )
+    }
+
+    async fn login(&self, username: &str, password: &str) -> String {
+        let response = self
+            .identity
+            .anonymous()
+            .await
+            .unwrap()
+            .login(id::LoginRequest {
+                username: username.into(),
+                password: password.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        response.access_token
+    }
+}
+
+/// Polls `check` until it is true or `limit` passes.
+async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+const ALL_USERS: &str = "00000000-0000-7000-8000-000000000002";
+const ADMINISTRATORS: &str = "00000000-0000-7000-8000-000000000001";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_groups_and_permissions_across_identity_and_policy() {
+    let cluster = Cluster::start().await;
+    let admin_token = cluster
+        .login("admin", atrium_identity::testing::ADMIN_PASSWORD)
+        .await;
+    let mut admin_identity = cluster
+        .identity
+        .client(Some(Credential::Bearer(admin_token.clone())))
+        .await
+        .unwrap();
+    let mut admin_policy = cluster
+        .policy(Credential::Bearer(admin_token.clone()))
+        .await;
+
+    // The bootstrap admin reached policy through the outbox, as a member of Administrators.
+    let admin_id = admin_identity
+        .who_am_i(id::WhoAmIRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .user_id;
+    let in_admins = eventually(Duration::from_secs(10), || {
+        let mut p = admin_policy.clone();
+        let admin_id = admin_id.clone();
+        async move {
+            let members = p
+                .list_group_members(pol::ListGroupMembersRequest {
+                    group_id: ADMINISTRATORS.into(),
+                    page: None,
+                })
+                .await;
+            members.is_ok_and(|m| m.into_inner().members.iter().any(|m| m.user_id == admin_id))
+        }
+    })
+    .await;
+    assert!(in_admins, "the bootstrap admin never joined Administrators");
+
+    // A new user joins All Users in policy.
+    let alice = admin_identity
+        .create_user(id::CreateUserRequest {
+            username: "alice".into(),
+            password: "alice-password".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let joined = eventually(Duration::from_secs(10), || {
+        let mut p = admin_policy.clone();
+        let alice_id = alice.id.clone();
+        async move {
+            let members = p
+                .list_group_members(pol::ListGroupMembersRequest {
+                    group_id: ALL_USERS.into(),
+                    page: None,
+                })
+                .await;
+            members.is_ok_and(|m| {
+                m.into_inner()
+                    .members
+                    .iter()
+                    .any(|m| m.user_id == alice_id && m.source == "system")
+            })
+        }
+    })
+    .await;
+    assert!(joined, "alice never joined All Users");
+
+    // Alice may not list users until a group of hers holds users.view.
+    let alice_token = cluster.login("alice", "alice-password").await;
+    let mut alice_identity = cluster
+        .identity
+        .client(Some(Credential::Bearer(alice_token.clone())))
+        .await
+        .unwrap();
+    let denied = alice_identity
+        .list_users(id::ListUsersRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let helpdesk = admin_policy
+        .create_group(pol::CreateGroupRequest {
+            name: "Helpdesk".into(),
+            description: String::new(),
+            priority: 50,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    admin_policy
+        .grant_permission(pol::GroupPermissionRequest {
+            group_id: helpdesk.id.clone(),
+            permission: "users.view".into(),
+        })
+        .await
+        .unwrap();
+    admin_policy
+        .add_group_member(pol::GroupMemberRequest {
+            group_id: helpdesk.id.clone(),
+            user_id: alice.id.clone(),
+        })
+        .await
+        .unwrap();
+    let allowed = eventually(Duration::from_secs(5), || {
+        let mut c = alice_identity.clone();
+        async move { c.list_users(id::ListUsersRequest::default()).await.is_ok() }
+    })
+    .await;
+    assert!(allowed, "granting users.view did not take effect");
+
+    // Policy accepts identity's tokens for alice's own policy, and refuses others'.
+    let mut alice_policy = cluster
+        .policy(Credential::Bearer(alice_token.clone()))
+        .await;
+    let own = alice_policy
+        .resolve_effective_policy(pol::ResolveEffectivePolicyRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(own.user_id, alice.id);
+    let other = alice_policy
+        .resolve_effective_policy(pol::ResolveEffectivePolicyRequest {
+            user_id: admin_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::PermissionDenied);
+
+    // After a key rotation, policy learns the new key when a token names it.
+    admin_identity
+        .rotate_signing_key(id::RotateSigningKeyRequest {})
+        .await
+        .unwrap();
+    let fresh = cluster.login("alice", "alice-password").await;
+    let mut fresh_policy = cluster.policy(Credential::Bearer(fresh)).await;
+    fresh_policy
+        .resolve_effective_policy(pol::ResolveEffectivePolicyRequest::default())
+        .await
+        .unwrap();
+
+    // API keys work on policy too, resolved by identity.
+    let key = admin_identity
+        .create_api_key(id::CreateApiKeyRequest {
+            name: "ops".into(),
+            permissions: vec!["groups.view".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let key_id = key.api_key.unwrap().id;
+    let mut key_policy = cluster
+        .policy(Credential::ApiKey {
+            id: key_id.clone(),
+            secret: key.secret.clone(),
+        })
+        .await;
+    let groups = key_policy
+        .list_groups(pol::ListGroupsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(groups.groups.iter().any(|g| g.name == "Helpdesk"));
+    let refused = key_policy
+        .create_group(pol::CreateGroupRequest {
+            name: "Nope".into(),
+            description: String::new(),
+            priority: 5,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let mut bad_key = cluster
+        .policy(Credential::ApiKey {
+            id: key_id,
+            secret: "wrong".into(),
+        })
+        .await;
+    assert_eq!(
+        bad_key
+            .list_groups(pol::ListGroupsRequest::default())
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+
+    // Deleting alice in identity removes her memberships in policy.
+    admin_identity
+        .delete_user(id::DeleteUserRequest {
+            user_id: alice.id.clone(),
+        })
+        .await
+        .unwrap();
+    let gone = eventually(Duration::from_secs(10), || {
+        let mut p = admin_policy.clone();
+        let helpdesk_id = helpdesk.id.clone();
+        async move {
+            let members = p
+                .list_group_members(pol::ListGroupMembersRequest {
+                    group_id: helpdesk_id,
+                    page: None,
+                })
+                .await;
+            members.is_ok_and(|m| m.into_inner().members.is_empty())
+        }
+    })
+    .await;
+    assert!(gone, "alice's memberships outlived her");
+}
