@@ -1,7 +1,11 @@
 //! Parsers for argument values: durations (`30d`), instants (RFC 3339, a date, or a
-//! duration relative to now), user references (UUID or username), API keys, realms, themes.
+//! duration relative to now), user references (UUID or username), group and workspace
+//! references (UUID or name), API keys, realms, themes.
+
+use std::fmt;
 
 use atrium_proto::identity::v1::{Realm, Theme, get_user_request};
+use atrium_proto::policy::v1::get_group_request;
 use atrium_service_kit::auth::Credential;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
@@ -16,9 +20,9 @@ impl UserRef {
     /// Only the hyphenated form counts as an id, so a 32-hex-digit username stays a username.
     pub fn parse(value: &str) -> UserRef {
         let value = value.trim();
-        match uuid::Uuid::parse_str(value) {
-            Ok(id) if value.len() == 36 => UserRef::Id(id.hyphenated().to_string()),
-            _ => UserRef::Username(value.to_owned()),
+        match hyphenated_uuid(value) {
+            Some(id) => UserRef::Id(id),
+            None => UserRef::Username(value.to_owned()),
         }
     }
 
@@ -37,6 +41,97 @@ pub fn parse_user_ref(value: &str) -> Result<UserRef, String> {
         return Err("a user id or username is required".into());
     }
     Ok(UserRef::parse(value))
+}
+
+impl fmt::Display for UserRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UserRef::Id(text) | UserRef::Username(text) => f.write_str(text),
+        }
+    }
+}
+
+/// The hyphenated, lowercase form of `value` when it is a hyphenated UUID.
+fn hyphenated_uuid(value: &str) -> Option<String> {
+    match uuid::Uuid::parse_str(value) {
+        Ok(id) if value.len() == 36 => Some(id.hyphenated().to_string()),
+        _ => None,
+    }
+}
+
+/// A group as named on the command line: an id when it parses as a UUID, else a name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupRef {
+    Id(String),
+    Name(String),
+}
+
+impl GroupRef {
+    pub fn parse(value: &str) -> GroupRef {
+        let value = value.trim();
+        match hyphenated_uuid(value) {
+            Some(id) => GroupRef::Id(id),
+            None => GroupRef::Name(value.to_owned()),
+        }
+    }
+
+    /// The `GetGroupRequest.key` that finds this group.
+    pub fn key(&self) -> get_group_request::Key {
+        match self {
+            GroupRef::Id(id) => get_group_request::Key::GroupId(id.clone()),
+            GroupRef::Name(name) => get_group_request::Key::Name(name.clone()),
+        }
+    }
+}
+
+impl fmt::Display for GroupRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GroupRef::Id(text) | GroupRef::Name(text) => f.write_str(text),
+        }
+    }
+}
+
+/// clap value parser for [`GroupRef`].
+pub fn parse_group_ref(value: &str) -> Result<GroupRef, String> {
+    if value.trim().is_empty() {
+        return Err("a group id or name is required".into());
+    }
+    Ok(GroupRef::parse(value))
+}
+
+/// A workspace as named on the command line: an id when it parses as a UUID, else its image
+/// (`kasmweb/chrome:1.16.0`) or friendly name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkspaceRef {
+    Id(String),
+    Name(String),
+}
+
+impl WorkspaceRef {
+    pub fn parse(value: &str) -> WorkspaceRef {
+        let value = value.trim();
+        match hyphenated_uuid(value) {
+            Some(id) => WorkspaceRef::Id(id),
+            None => WorkspaceRef::Name(value.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for WorkspaceRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorkspaceRef::Id(text) | WorkspaceRef::Name(text) => f.write_str(text),
+        }
+    }
+}
+
+/// clap value parser for [`WorkspaceRef`].
+pub fn parse_workspace_ref(value: &str) -> Result<WorkspaceRef, String> {
+    if value.trim().is_empty() {
+        return Err("a workspace id, image or name is required".into());
+    }
+    Ok(WorkspaceRef::parse(value))
 }
 
 /// clap value parser for `--api-key ID:SECRET`.
@@ -262,6 +357,33 @@ mod tests {
             UserRef::parse("alice").key(),
             get_user_request::Key::Username("alice".into())
         );
+    }
+
+    #[test]
+    fn group_and_workspace_refs() {
+        assert_eq!(
+            GroupRef::parse("00000000-0000-7000-8000-000000000002"),
+            GroupRef::Id("00000000-0000-7000-8000-000000000002".into())
+        );
+        assert_eq!(
+            GroupRef::parse(" All Users "),
+            GroupRef::Name("All Users".into())
+        );
+        assert_eq!(
+            GroupRef::parse("Staff").key(),
+            get_group_request::Key::Name("Staff".into())
+        );
+        assert_eq!(GroupRef::parse("Staff").to_string(), "Staff");
+        assert!(parse_group_ref(" ").is_err());
+        assert_eq!(
+            WorkspaceRef::parse("kasmweb/chrome:1.16.0"),
+            WorkspaceRef::Name("kasmweb/chrome:1.16.0".into())
+        );
+        assert_eq!(
+            WorkspaceRef::parse("0190B5A2-1C3D-7E4F-8A9B-0C1D2E3F4A5B"),
+            WorkspaceRef::Id("0190b5a2-1c3d-7e4f-8a9b-0c1d2e3f4a5b".into())
+        );
+        assert!(parse_workspace_ref("").is_err());
     }
 
     #[test]

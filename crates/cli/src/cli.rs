@@ -8,17 +8,25 @@ use clap::{Parser, Subcommand};
 
 use crate::commands::apikey::ApikeyCommand;
 use crate::commands::audit::AuditCommand;
+use crate::commands::group::GroupCommand;
 use crate::commands::login::{LoginArgs, LogoutArgs};
+use crate::commands::policy::PolicyCommand;
+use crate::commands::setting::SettingCommand;
 use crate::commands::sshkey::SshKeyCommand;
 use crate::commands::twofa::TwoFaCommand;
 use crate::commands::user::UserCommand;
+use crate::commands::workspace::WorkspaceCommand;
 use crate::output::Format;
 use crate::up::UpArgs;
 
 /// The identity gRPC address used when neither `--endpoint` nor a login names one.
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:7001";
 
-/// Atrium: administer users, API keys and login sessions, or run every service (`atrium up`).
+/// The policy gRPC address used when `--policy-endpoint` is not given.
+pub const DEFAULT_POLICY_ENDPOINT: &str = "http://127.0.0.1:7002";
+
+/// Atrium: administer users, API keys, login sessions, groups, settings, permissions and
+/// workspaces, or run every service (`atrium up`).
 #[derive(Debug, Parser)]
 #[command(name = "atrium", version, propagate_version = true)]
 pub struct Cli {
@@ -34,6 +42,11 @@ pub struct GlobalArgs {
     /// http://127.0.0.1:7001].
     #[arg(long, global = true, env = "ATRIUM_ENDPOINT")]
     pub endpoint: Option<String>,
+
+    /// The policy service's gRPC address (group, setting, policy and workspace commands; they
+    /// call with the same credential, refreshed against identity).
+    #[arg(long, global = true, env = "ATRIUM_POLICY_ENDPOINT", default_value = DEFAULT_POLICY_ENDPOINT)]
+    pub policy_endpoint: String,
 
     /// How results are printed.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Table)]
@@ -86,6 +99,18 @@ pub enum Command {
     /// Users' SSH key pairs.
     #[command(name = "ssh-key", subcommand)]
     SshKey(SshKeyCommand),
+    /// Manage groups: members, permissions (settings: `atrium setting`).
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Group settings and the settings catalogue.
+    #[command(subcommand)]
+    Setting(SettingCommand),
+    /// A user's effective policy: settings with where they came from, permissions.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Manage workspaces (Kasm's images) and their assignment to groups.
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
     /// Run every service in one process.
     Up(UpArgs),
 }
@@ -128,6 +153,17 @@ mod tests {
             })
         );
         assert!(Cli::try_parse_from(["atrium", "--api-key", "nosecret", "whoami"]).is_err());
+    }
+
+    #[test]
+    fn the_policy_endpoint_has_a_default_and_a_flag() {
+        let cli = Cli::try_parse_from(["atrium", "group", "list"]).expect("parse");
+        // The environment may set it; only check the flag wins.
+        assert!(!cli.global.policy_endpoint.is_empty());
+        let cli =
+            Cli::try_parse_from(["atrium", "group", "list", "--policy-endpoint", "http://p:2"])
+                .expect("parse");
+        assert_eq!(cli.global.policy_endpoint, "http://p:2");
     }
 
     #[test]

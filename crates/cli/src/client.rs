@@ -1,8 +1,10 @@
-//! The connection to the identity service and the caller's credential.
+//! The connections to the services and the caller's credential.
 //!
 //! The credential is `--token`, else `--api-key`, else the login stored by `atrium login`.
-//! A stored login is refreshed (Refresh RPC, saved back) when its access token has expired, or
-//! once when a call answers Unauthenticated, and the call is then retried.
+//! A stored login is refreshed (Refresh RPC to identity, saved back) when its access token has
+//! expired, or once when a call answers Unauthenticated, and the call is then retried. The
+//! same credential and refresh serve calls to other services ([`Identity::call_on`]): a policy
+//! call carries the identity login's access token.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 use atrium_proto::identity::v1::identity_service_client::IdentityServiceClient;
 use atrium_proto::identity::v1::{LoginResponse, LoginStatus, RefreshRequest};
+use atrium_proto::policy::v1::policy_service_client::PolicyServiceClient;
 use atrium_service_kit::auth::Credential;
 use atrium_service_kit::telemetry::OutgoingInterceptor;
 use tonic::Code;
@@ -23,6 +26,7 @@ use crate::error::{CliError, CliResult, usage, with_message};
 use crate::json::instant;
 
 pub type Client = IdentityServiceClient<InterceptedService<Channel, OutgoingInterceptor>>;
+pub type PolicyClient = PolicyServiceClient<InterceptedService<Channel, OutgoingInterceptor>>;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -37,11 +41,44 @@ enum Auth {
     Stored(StoredCredentials),
 }
 
-/// A connected identity client that knows how to authenticate its calls.
+/// A service address and, once dialled, the channel to it.
+#[derive(Debug)]
+pub struct Lazy {
+    endpoint: String,
+    /// The flag that names the address, for error messages (`--endpoint`).
+    flag: &'static str,
+    channel: Option<Channel>,
+}
+
+impl Lazy {
+    pub fn new(endpoint: String, flag: &'static str) -> Self {
+        Self {
+            endpoint,
+            flag,
+            channel: None,
+        }
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The channel, connecting on first use.
+    pub async fn channel(&mut self) -> CliResult<Channel> {
+        if let Some(channel) = &self.channel {
+            return Ok(channel.clone());
+        }
+        let channel = connect_channel(&self.endpoint, self.flag).await?;
+        self.channel = Some(channel.clone());
+        Ok(channel)
+    }
+}
+
+/// An identity client that knows how to authenticate its calls (to identity or, through
+/// [`Identity::call_on`], to another service).
 #[derive(Debug)]
 pub struct Identity {
-    channel: Channel,
-    endpoint: String,
+    conn: Lazy,
     auth: Auth,
     config_dir: Option<PathBuf>,
 }
@@ -50,6 +87,15 @@ impl Identity {
     /// Connects to the identity service. `use_stored` is false for `atrium login`, which must
     /// work even when the stored credentials are unreadable.
     pub async fn connect(global: &GlobalArgs, use_stored: bool) -> CliResult<Self> {
+        let mut identity = Self::prepare(global, use_stored)?;
+        identity.conn.channel().await?;
+        Ok(identity)
+    }
+
+    /// Works out the endpoint and credential without dialling: identity is then connected at
+    /// its first call (a refresh, a username to look up), so commands for other services work
+    /// with `--token` while identity is unreachable.
+    pub fn prepare(global: &GlobalArgs, use_stored: bool) -> CliResult<Self> {
         let config_dir = global
             .config_dir
             .clone()
@@ -76,17 +122,15 @@ impl Identity {
                 _ => Auth::None,
             }
         };
-        let channel = connect_channel(&endpoint).await?;
         Ok(Self {
-            channel,
-            endpoint,
+            conn: Lazy::new(endpoint, "--endpoint"),
             auth,
             config_dir,
         })
     }
 
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        self.conn.endpoint()
     }
 
     /// The stored login in use, if the credential came from the credentials file.
@@ -108,29 +152,70 @@ impl Identity {
         })
     }
 
-    /// A client calling with `credential` (or anonymously).
+    /// A client calling with `credential` (or anonymously); only after [`Identity::connect`].
     pub fn client_with(&self, credential: Option<&Credential>) -> CliResult<Client> {
+        let channel =
+            self.conn.channel.clone().ok_or_else(|| {
+                CliError::Local(anyhow!("not connected to the identity service yet"))
+            })?;
         let interceptor = OutgoingInterceptor::new(credential)?;
         Ok(IdentityServiceClient::with_interceptor(
-            self.channel.clone(),
+            channel,
             interceptor,
         ))
     }
 
-    fn client(&self) -> CliResult<Client> {
+    /// The credential calls carry now (a stored login's current access token).
+    fn credential(&self) -> Option<Credential> {
         match &self.auth {
-            Auth::None => self.client_with(None),
-            Auth::Fixed(c) => self.client_with(Some(c)),
-            Auth::Stored(s) => self.client_with(Some(&Credential::Bearer(s.access_token.clone()))),
+            Auth::None => None,
+            Auth::Fixed(c) => Some(c.clone()),
+            Auth::Stored(s) => Some(Credential::Bearer(s.access_token.clone())),
         }
     }
 
-    /// Makes one call with the caller's credential, refreshing a stored login when needed:
-    /// `identity.call(req, |mut c, r| async move { c.get_user(r).await })`.
+    /// A client of any service over `channel`, calling with the current credential.
+    fn client_on<C>(
+        &self,
+        channel: &Channel,
+        wrap: &impl Fn(Channel, OutgoingInterceptor) -> C,
+    ) -> CliResult<C> {
+        let interceptor = OutgoingInterceptor::new(self.credential().as_ref())?;
+        Ok(wrap(channel.clone(), interceptor))
+    }
+
+    /// Makes one identity call with the caller's credential, refreshing a stored login when
+    /// needed: `identity.call(req, |mut c, r| async move { c.get_user(r).await })`.
     pub async fn call<Req, T, F, Fut>(&mut self, request: Req, f: F) -> CliResult<T>
     where
         Req: Clone,
         F: Fn(Client, Req) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let channel = self.conn.channel().await?;
+        self.call_on(
+            &channel,
+            IdentityServiceClient::with_interceptor,
+            request,
+            f,
+        )
+        .await
+    }
+
+    /// Makes one call to any service over `channel` with the caller's credential, refreshing a
+    /// stored login (against identity) when needed. `wrap` builds the client, e.g.
+    /// `PolicyServiceClient::with_interceptor`.
+    pub async fn call_on<C, W, Req, T, F, Fut>(
+        &mut self,
+        channel: &Channel,
+        wrap: W,
+        request: Req,
+        f: F,
+    ) -> CliResult<T>
+    where
+        W: Fn(Channel, OutgoingInterceptor) -> C,
+        Req: Clone,
+        F: Fn(C, Req) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let mut refreshed = false;
@@ -140,7 +225,7 @@ impl Identity {
             self.refresh().await?;
             refreshed = true;
         }
-        match f(self.client()?, request.clone()).await {
+        match f(self.client_on(channel, &wrap)?, request.clone()).await {
             Ok(response) => Ok(response.into_inner()),
             Err(status)
                 if status.code() == Code::Unauthenticated
@@ -148,7 +233,7 @@ impl Identity {
                     && matches!(self.auth, Auth::Stored(_)) =>
             {
                 self.refresh().await?;
-                let response = f(self.client()?, request).await;
+                let response = f(self.client_on(channel, &wrap)?, request).await;
                 response
                     .map(tonic::Response::into_inner)
                     .map_err(|s| self.explain(s))
@@ -157,13 +242,30 @@ impl Identity {
         }
     }
 
+    /// Makes one policy call (see [`Identity::call_on`]).
+    pub async fn call_policy<Req, T, F, Fut>(
+        &mut self,
+        policy: &mut Lazy,
+        request: Req,
+        f: F,
+    ) -> CliResult<T>
+    where
+        Req: Clone,
+        F: Fn(PolicyClient, Req) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let channel = policy.channel().await?;
+        self.call_on(&channel, PolicyServiceClient::with_interceptor, request, f)
+            .await
+    }
+
     /// Adds a hint to Unauthenticated answers given to a caller without a credential.
     fn explain(&self, status: tonic::Status) -> CliError {
         if status.code() == Code::Unauthenticated && matches!(self.auth, Auth::None) {
             let hint = format!(
                 "{} (not logged in to {}: run `atrium login`, or pass --token or --api-key)",
                 status.message(),
-                self.endpoint
+                self.conn.endpoint
             );
             return CliError::Status(with_message(&status, hint));
         }
@@ -181,21 +283,22 @@ impl Identity {
         let request = RefreshRequest {
             refresh_token: stored.refresh_token.clone(),
         };
-        let response = self
-            .client_with(None)?
-            .refresh(request)
-            .await
-            .map_err(|s| match s.code() {
-                Code::Unauthenticated | Code::PermissionDenied | Code::NotFound => expired(&s),
-                _ => CliError::Status(s),
-            })?
-            .into_inner();
+        let channel = self.conn.channel().await?;
+        let response =
+            IdentityServiceClient::with_interceptor(channel, OutgoingInterceptor::new(None)?)
+                .refresh(request)
+                .await
+                .map_err(|s| match s.code() {
+                    Code::Unauthenticated | Code::PermissionDenied | Code::NotFound => expired(&s),
+                    _ => CliError::Status(s),
+                })?
+                .into_inner();
         if response.status != LoginStatus::Success as i32 || response.access_token.is_empty() {
             return Err(CliError::Local(anyhow!(
                 "the server answered the refresh without an access token; run `atrium login`"
             )));
         }
-        let updated = apply_login(Some(stored), &self.endpoint, &response);
+        let updated = apply_login(Some(stored), &self.conn.endpoint, &response);
         credentials::save(self.config_dir()?, &updated)?;
         self.auth = Auth::Stored(updated);
         Ok(())
@@ -203,7 +306,7 @@ impl Identity {
 
     /// Stores a completed login (status SUCCESS) as the credentials file and uses it.
     pub fn save_login(&mut self, response: &LoginResponse) -> CliResult<PathBuf> {
-        let creds = apply_login(None, &self.endpoint, response);
+        let creds = apply_login(None, &self.conn.endpoint, response);
         let dir = self.config_dir()?;
         credentials::save(dir, &creds)?;
         let path = credentials::path_in(dir);
@@ -267,9 +370,9 @@ fn apply_login(
     }
 }
 
-async fn connect_channel(endpoint: &str) -> CliResult<Channel> {
+async fn connect_channel(endpoint: &str, flag: &str) -> CliResult<Channel> {
     let target = Endpoint::from_shared(endpoint.to_owned())
-        .map_err(|e| usage(format!("--endpoint: `{endpoint}` is not a valid URI ({e})")))?
+        .map_err(|e| usage(format!("{flag}: `{endpoint}` is not a valid URI ({e})")))?
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(CALL_TIMEOUT);
     target.connect().await.map_err(|e| CliError::Connect {
@@ -346,7 +449,10 @@ mod tests {
 
     #[tokio::test]
     async fn bad_endpoints_are_usage_errors() {
-        let err = connect_channel("not a uri").await.err();
+        let err = connect_channel("not a uri", "--endpoint").await.err();
         assert!(matches!(err, Some(CliError::Usage(m)) if m.contains("--endpoint")));
+        let mut policy = Lazy::new("not a uri".into(), "--policy-endpoint");
+        let err = policy.channel().await.err();
+        assert!(matches!(err, Some(CliError::Usage(m)) if m.contains("--policy-endpoint")));
     }
 }

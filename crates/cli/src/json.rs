@@ -22,7 +22,8 @@ pub fn time_text(ts: Option<&prost_types::Timestamp>) -> String {
         .unwrap_or_default()
 }
 
-fn time(ts: Option<&prost_types::Timestamp>) -> Value {
+/// A timestamp as RFC 3339 (with its fraction), or null when absent.
+pub fn time(ts: Option<&prost_types::Timestamp>) -> Value {
     match instant(ts) {
         Some(at) => Value::String(at.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
         None => Value::Null,

@@ -1,7 +1,9 @@
 //! The `atrium` command: the admin CLI over the identity service's gRPC API (users, API keys,
-//! login sessions, two-factor authentication, SSH keys, the audit trail), and `atrium up`, which
-//! runs every service in one process. Commands are thin: they parse arguments, call one or a
-//! few RPCs through [`client::Identity`] and print the answer; rules belong to the services.
+//! login sessions, two-factor authentication, SSH keys, the audit trail) and the policy
+//! service's (groups, settings, effective policy, permissions, workspaces), and `atrium up`,
+//! which runs every service in one process. Commands are thin: they parse arguments, call one
+//! or a few RPCs through [`client::Identity`] and print the answer; rules belong to the
+//! services.
 
 mod args;
 mod cli;
@@ -11,6 +13,7 @@ mod credentials;
 mod error;
 mod json;
 mod output;
+mod policy_json;
 mod prompt;
 mod up;
 

@@ -40,11 +40,14 @@ impl UserPolicy {
     }
 }
 
+/// A cached resolution: the policy, when it was resolved, and the cache generation then.
+type CacheEntry = (Arc<UserPolicy>, Instant, u64);
+
 /// Resolved policies by user, dropped wholesale on any change made here and aged out after the
 /// TTL (for changes made through other replicas).
 struct Cache {
     ttl: Duration,
-    entries: Mutex<HashMap<String, (Arc<UserPolicy>, Instant, u64)>>,
+    entries: Mutex<HashMap<String, CacheEntry>>,
     generation: std::sync::atomic::AtomicU64,
 }
 

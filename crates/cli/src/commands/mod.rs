@@ -1,30 +1,41 @@
 //! Command handlers: each parses nothing itself (clap did), calls the identity service through
-//! [`Identity`] and prints the answer in the chosen [`Format`].
+//! [`Identity`] (or the policy service through [`Ctx::policy`]) and prints the answer in the
+//! chosen [`Format`].
 
 pub mod apikey;
 pub mod audit;
+pub mod group;
 pub mod login;
+pub mod policy;
+pub mod setting;
 pub mod sshkey;
 pub mod twofa;
 pub mod user;
 mod user_edit;
 mod user_ops;
+pub mod workspace;
+
+use std::future::Future;
 
 use atrium_proto::common::v1::{PageRequest, PageResponse};
 use atrium_proto::identity::v1::{GetUserRequest, User};
+use atrium_proto::policy::v1::{GetGroupRequest, Group};
 
-use crate::args::UserRef;
+use crate::args::{GroupRef, UserRef};
 use crate::cli::{Command, GlobalArgs};
-use crate::client::Identity;
+use crate::client::{Identity, Lazy, PolicyClient};
 use crate::error::{CliError, CliResult, usage};
 use crate::output::Format;
 use crate::prompt::Prompter;
 
-/// What every handler gets: the output format, the connected client, the prompter.
+/// What every handler gets: the output format, the clients, the prompter.
 #[derive(Debug)]
 pub struct Ctx {
     pub format: Format,
+    /// The identity service, and the caller's credential for every service.
     pub identity: Identity,
+    /// The policy service (`--policy-endpoint`), dialled at its first call.
+    pub policy_conn: Lazy,
     pub prompt: Prompter,
 }
 
@@ -50,14 +61,64 @@ impl Ctx {
             UserRef::Username(_) => Ok(self.get_user(user).await?.id),
         }
     }
+
+    /// The id of a user, or "" (the caller, for the calls that accept it) when none is given.
+    pub async fn user_id_or_caller(&mut self, user: Option<&UserRef>) -> CliResult<String> {
+        match user {
+            Some(user) => self.user_id(user).await,
+            None => Ok(String::new()),
+        }
+    }
+
+    /// Makes one policy call with the caller's credential (refreshed against identity):
+    /// `ctx.policy(req, |mut c, r| async move { c.get_group(r).await })`.
+    pub async fn policy<Req, T, F, Fut>(&mut self, request: Req, f: F) -> CliResult<T>
+    where
+        Req: Clone,
+        F: Fn(PolicyClient, Req) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.identity
+            .call_policy(&mut self.policy_conn, request, f)
+            .await
+    }
+
+    /// Fetches a group by id or name.
+    pub async fn get_group(&mut self, group: &GroupRef) -> CliResult<Group> {
+        let request = GetGroupRequest {
+            key: Some(group.key()),
+        };
+        self.policy(request, |mut c, r| async move { c.get_group(r).await })
+            .await
+    }
+
+    /// The id of a group named by id or name (a name costs one GetGroup).
+    pub async fn group_id(&mut self, group: &GroupRef) -> CliResult<String> {
+        match group {
+            GroupRef::Id(id) => Ok(id.clone()),
+            GroupRef::Name(_) => Ok(self.get_group(group).await?.id),
+        }
+    }
 }
 
 /// Runs every command but `up`.
 pub async fn run(global: &GlobalArgs, command: Command) -> CliResult {
     let use_stored = !matches!(command, Command::Login(_));
+    // Policy commands dial identity only when they need it (a username, a refresh), so they
+    // work with --token against a policy service alone.
+    let policy_command = matches!(
+        command,
+        Command::Group(_) | Command::Setting(_) | Command::Policy(_) | Command::Workspace(_)
+    );
+    let identity = if policy_command {
+        Identity::prepare(global, use_stored)?
+    } else {
+        Identity::connect(global, use_stored).await?
+    };
     let mut ctx = Ctx {
         format: global.output,
-        identity: Identity::connect(global, use_stored).await?,
+        identity,
+        policy_conn: Lazy::new(global.policy_endpoint.clone(), "--policy-endpoint"),
         prompt: Prompter::new(),
     };
     match command {
@@ -69,6 +130,10 @@ pub async fn run(global: &GlobalArgs, command: Command) -> CliResult {
         Command::TwoFa(cmd) => twofa::run(&mut ctx, cmd).await,
         Command::Audit(cmd) => audit::run(&mut ctx, cmd).await,
         Command::SshKey(cmd) => sshkey::run(&mut ctx, cmd).await,
+        Command::Group(cmd) => group::run(&mut ctx, cmd).await,
+        Command::Setting(cmd) => setting::run(&mut ctx, cmd).await,
+        Command::Policy(cmd) => policy::run(&mut ctx, cmd).await,
+        Command::Workspace(cmd) => workspace::run(&mut ctx, cmd).await,
         Command::Up(_) => Err(CliError::Usage("`up` does not connect to a server".into())),
     }
 }

@@ -2,6 +2,7 @@
 //! other services fill it from identity's `GetVerificationKeys` and refresh on an unknown key id.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use ed25519_dalek::VerifyingKey;
@@ -19,9 +20,15 @@ pub struct KeyEntry {
 #[derive(Debug, Clone, Default)]
 pub struct KeySet {
     inner: Arc<RwLock<HashMap<String, Arc<KeyEntry>>>>,
+    generation: Arc<AtomicU64>,
 }
 
 impl KeySet {
+    /// Changes whenever the set is replaced (caches of verified tokens key on it).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     pub fn get(&self, kid: &str) -> Option<Arc<KeyEntry>> {
         let map = self
             .inner
@@ -40,6 +47,7 @@ impl KeySet {
             .inner
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = map;
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     pub fn len(&self) -> usize {

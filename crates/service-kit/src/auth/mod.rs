@@ -137,6 +137,37 @@ pub struct Authenticator {
     service_token: Option<Secret>,
     api_keys: Option<Arc<dyn ApiKeyResolver>>,
     remote_keys: Option<Arc<remote::RemoteKeys>>,
+    verified: Arc<VerifiedTokens>,
+}
+
+/// Tokens already verified, so a client's repeated calls cost a map lookup instead of a
+/// signature check. Entries hold until the token expires or the key set changes; the map is
+/// bounded (cleared when full).
+#[derive(Default)]
+struct VerifiedTokens {
+    entries: std::sync::Mutex<std::collections::HashMap<Box<str>, (UserPrincipal, u64)>>,
+}
+
+const VERIFIED_TOKENS_CAP: usize = 10_000;
+
+impl VerifiedTokens {
+    fn get(&self, token: &str, generation: u64, now: i64) -> Option<UserPrincipal> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        match entries.get(token) {
+            Some((principal, g)) if *g == generation && now < principal.expires_at => {
+                Some(principal.clone())
+            }
+            _ => None,
+        }
+    }
+
+    fn put(&self, token: &str, principal: &UserPrincipal, generation: u64) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= VERIFIED_TOKENS_CAP {
+            entries.clear();
+        }
+        entries.insert(token.into(), (principal.clone(), generation));
+    }
 }
 
 impl Authenticator {
@@ -147,6 +178,7 @@ impl Authenticator {
             service_token: None,
             api_keys: None,
             remote_keys: None,
+            verified: Arc::default(),
         }
     }
 
@@ -173,6 +205,17 @@ impl Authenticator {
     /// Verifies an access token against the key set, at the current time.
     pub fn verify_token(&self, token: &str) -> Result<UserPrincipal, TokenError> {
         let now = chrono::Utc::now().timestamp();
+        let generation = self.keys.generation();
+        if let Some(principal) = self.verified.get(token, generation, now) {
+            return Ok(principal);
+        }
+        let principal = self.verify_uncached(token, now)?;
+        self.verified.put(token, &principal, generation);
+        Ok(principal)
+    }
+
+    /// Verifies signature, issuer and expiry without the cache of verified tokens.
+    pub fn verify_uncached(&self, token: &str, now: i64) -> Result<UserPrincipal, TokenError> {
         let claims = jwt::verify(token, &self.keys, &self.issuer, now)?;
         Ok(UserPrincipal {
             user_id: claims.sub,
