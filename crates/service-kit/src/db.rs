@@ -86,6 +86,21 @@ pub async fn migrate<M: MigratorTrait>(
     Ok(())
 }
 
+/// A case-insensitive LIKE pattern matching `needle` anywhere (compare it with a lower-cased
+/// column), with the needle's own wildcards escaped.
+pub fn contains_pattern(needle: &str) -> sea_orm::sea_query::LikeExpr {
+    let mut escaped = String::with_capacity(needle.len() + 2);
+    escaped.push('%');
+    for c in needle.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped.push('%');
+    sea_orm::sea_query::LikeExpr::new(escaped).escape('\\')
+}
+
 /// A stable 64-bit key for an advisory lock (FNV-1a).
 fn lock_key(name: &str) -> i64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;

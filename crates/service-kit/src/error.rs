@@ -47,6 +47,14 @@ impl ApiError {
         Self::Internal(error.into())
     }
 
+    /// For start-up code that reports with anyhow: internal errors keep their chain.
+    pub fn into_anyhow(self) -> anyhow::Error {
+        match self {
+            Self::Internal(inner) => inner,
+            other => anyhow::anyhow!(other.to_string()),
+        }
+    }
+
     fn code_and_reason(&self) -> (Code, &'static str) {
         match self {
             Self::InvalidArgument { .. } => (Code::InvalidArgument, "invalid_field"),
@@ -58,6 +66,16 @@ impl ApiError {
             Self::Unavailable(_) => (Code::Unavailable, "unavailable"),
             Self::Internal(_) => (Code::Internal, "internal"),
         }
+    }
+}
+
+/// Maps a database error; a unique-constraint violation becomes AlreadyExists(`what`).
+pub fn unique_as(error: sea_orm::DbErr, what: &str) -> ApiError {
+    match error.sql_err() {
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
+            ApiError::AlreadyExists(what.to_owned())
+        }
+        _ => ApiError::from(error),
     }
 }
 

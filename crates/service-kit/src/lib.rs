@@ -12,6 +12,7 @@ pub mod server;
 pub mod shutdown;
 pub mod telemetry;
 pub mod testing;
+pub mod validate;
 
 pub use config::Secret;
 pub use error::{ApiError, ApiResult};

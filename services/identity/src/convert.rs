@@ -3,25 +3,12 @@
 
 use atrium_proto::identity::v1 as pb;
 use atrium_service_kit::{ApiError, ApiResult};
-use chrono::{DateTime, Utc};
 
 use crate::entity::{api_key, audit_event, user, user_settings};
 
 /// To the wire at microsecond precision: what PostgreSQL stores, so that a value answered
 /// straight from memory (CreateUser, Login) equals the same value read back later.
-pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.timestamp(),
-        nanos: i32::try_from(at.timestamp_subsec_micros() * 1_000).unwrap_or(0),
-    }
-}
-
-pub fn from_timestamp(field: &str, ts: &prost_types::Timestamp) -> ApiResult<DateTime<Utc>> {
-    u32::try_from(ts.nanos)
-        .ok()
-        .and_then(|nanos| DateTime::from_timestamp(ts.seconds, nanos))
-        .ok_or_else(|| ApiError::invalid(field, "is not a valid timestamp"))
-}
+pub use atrium_service_kit::validate::{from_timestamp, text, timestamp};
 
 /// A user's realm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,13 +167,9 @@ pub fn audit_to_proto(e: &audit_event::Model) -> pb::AuditEvent {
 // ---- validation ---------------------------------------------------------------------------
 
 /// A user id: a UUID in any common spelling, normalised to the hyphenated lower-case form.
+/// A user id: a UUID in any common spelling, normalised.
 pub fn user_id(field: &str, raw: &str) -> ApiResult<String> {
-    if raw.trim().is_empty() {
-        return Err(ApiError::invalid(field, "is required"));
-    }
-    uuid::Uuid::parse_str(raw.trim())
-        .map(|u| u.hyphenated().to_string())
-        .map_err(|_| ApiError::invalid(field, "is not a valid user id (UUID)"))
+    atrium_service_kit::validate::uuid(field, raw)
 }
 
 pub fn username(field: &str, raw: &str) -> ApiResult<String> {
@@ -207,22 +190,6 @@ pub fn username(field: &str, raw: &str) -> ApiResult<String> {
 }
 
 /// A short free-text field: at most `max` characters, no control characters except in notes.
-pub fn text(field: &str, raw: &str, max: usize) -> ApiResult<String> {
-    if raw.chars().count() > max {
-        return Err(ApiError::invalid(
-            field,
-            format!("must be at most {max} characters"),
-        ));
-    }
-    if max <= 255 && raw.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            field,
-            "must not contain control characters",
-        ));
-    }
-    Ok(raw.trim().to_owned())
-}
-
 pub fn email(field: &str, raw: &str) -> ApiResult<String> {
     let email = raw.trim();
     if email.is_empty() {

@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use atrium_service_kit::auth::{
-    ApiKeyPrincipal, ApiKeyResolver, Principal, Scope, UserPrincipal, permissions,
-};
+use atrium_service_kit::auth::{ApiKeyPrincipal, ApiKeyResolver, Principal, Scope, UserPrincipal};
 use atrium_service_kit::{ApiError, ApiResult};
 use chrono::Utc;
 
@@ -46,27 +44,14 @@ impl Core {
     pub async fn require(&self, principal: &Principal, permission: &str) -> ApiResult<()> {
         match principal {
             Principal::Service => Ok(()),
-            Principal::ApiKey(key) => {
-                if key.read_only && !permissions::is_read_only(permission) {
-                    return Err(ApiError::PermissionDenied(format!(
-                        "API key {} is read-only",
-                        key.key_id
-                    )));
-                }
-                if key.permissions.iter().any(|p| p == permission) {
-                    Ok(())
-                } else {
-                    Err(ApiError::PermissionDenied(format!(
-                        "API key {} lacks permission {permission}",
-                        key.key_id
-                    )))
-                }
-            }
+            Principal::ApiKey(key) => key.require(permission),
             Principal::User(u) => {
                 let u = full_scope(u)?;
                 let row = self.repo.user(&u.user_id).await.map_err(|_| gone())?;
                 if row.locked || row.disabled {
-                    return Err(ApiError::Unauthenticated("account is locked or disabled".into()));
+                    return Err(ApiError::Unauthenticated(
+                        "account is locked or disabled".into(),
+                    ));
                 }
                 let allowed = match &self.policy_link {
                     Some(policy) => {
@@ -78,7 +63,9 @@ impl Core {
                 if allowed {
                     Ok(())
                 } else {
-                    Err(ApiError::PermissionDenied(format!("you lack permission {permission}")))
+                    Err(ApiError::PermissionDenied(format!(
+                        "you lack permission {permission}"
+                    )))
                 }
             }
         }
@@ -113,7 +100,10 @@ impl Core {
     /// Whether the principal is an administrator (without failing).
     pub async fn is_admin(&self, principal: &Principal) -> bool {
         if let (Some(policy), Principal::User(u)) = (&self.policy_link, principal) {
-            return policy.permissions(&u.user_id).await.is_ok_and(|p| p.administrator);
+            return policy
+                .permissions(&u.user_id)
+                .await
+                .is_ok_and(|p| p.administrator);
         }
         match principal {
             Principal::User(u) => self

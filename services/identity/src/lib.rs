@@ -77,9 +77,16 @@ impl Identity {
         .await?;
         let policy = match &config.policy_endpoint {
             Some(endpoint) => {
-                let token = config.service_token.as_ref().context("service_token: required with policy_endpoint")?;
+                let token = config
+                    .service_token
+                    .as_ref()
+                    .context("service_token: required with policy_endpoint")?;
                 let ttl = Duration::from_millis(config.permissions_cache_ttl_ms);
-                Some(Arc::new(policy_link::PolicyLink::new(endpoint, token.expose(), ttl)?))
+                Some(Arc::new(policy_link::PolicyLink::new(
+                    endpoint,
+                    token.expose(),
+                    ttl,
+                )?))
             }
             None => None,
         };
@@ -89,11 +96,11 @@ impl Identity {
         tokens
             .reload(&repo, &secrets)
             .await
-            .map_err(api_to_anyhow)
+            .map_err(ApiError::into_anyhow)
             .context("load signing keys")?;
         let dummy_hash = password::hash(crypto::random_token::<16>())
             .await
-            .map_err(api_to_anyhow)?;
+            .map_err(ApiError::into_anyhow)?;
         let core = Arc::new(Core {
             repo,
             tokens,
@@ -171,16 +178,15 @@ async fn reload_keys(core: SharedCore, shutdown: Shutdown) {
     }
 }
 
-fn api_to_anyhow(e: ApiError) -> anyhow::Error {
-    match e {
-        ApiError::Internal(inner) => inner,
-        other => anyhow::anyhow!(other.to_string()),
-    }
-}
-
 /// On an empty database, creates `admin` with the configured or a random password.
 async fn bootstrap_admin(core: &Core) -> anyhow::Result<Option<BootstrapAdmin>> {
-    if core.repo.count_users().await.map_err(api_to_anyhow)? > 0 {
+    if core
+        .repo
+        .count_users()
+        .await
+        .map_err(ApiError::into_anyhow)?
+        > 0
+    {
         return Ok(None);
     }
     let (password, generated) = match &core.config.bootstrap_admin_password {
@@ -199,7 +205,7 @@ async fn bootstrap_admin(core: &Core) -> anyhow::Result<Option<BootstrapAdmin>> 
     };
     let row = api::users::new_user(core, request, true)
         .await
-        .map_err(api_to_anyhow)?;
+        .map_err(ApiError::into_anyhow)?;
     let settings = convert::default_settings(&row.id);
     let event = core::event(
         "user.create",
@@ -214,6 +220,6 @@ async fn bootstrap_admin(core: &Core) -> anyhow::Result<Option<BootstrapAdmin>> 
         })),
         // Another replica bootstrapped first.
         Err(ApiError::AlreadyExists(_)) => Ok(None),
-        Err(e) => Err(api_to_anyhow(e)),
+        Err(e) => Err(e.into_anyhow()),
     }
 }

@@ -38,7 +38,8 @@ impl PolicyLink {
             .map_err(|e| anyhow::anyhow!("policy_endpoint {endpoint}: {e}"))?
             .connect_timeout(Duration::from_secs(5))
             .connect_lazy();
-        let interceptor = OutgoingInterceptor::new(Some(&Credential::Service(service_token.to_owned())))?;
+        let interceptor =
+            OutgoingInterceptor::new(Some(&Credential::Service(service_token.to_owned())))?;
         Ok(Self {
             client: PolicyServiceClient::with_interceptor(channel, interceptor),
             ttl,
@@ -49,16 +50,29 @@ impl PolicyLink {
 
     /// The user's effective permissions, from cache for up to the TTL.
     pub async fn permissions(&self, user_id: &str) -> ApiResult<Arc<Permissions>> {
-        if let Some((perms, at)) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(user_id)
+        if let Some((perms, at)) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(user_id)
             && at.elapsed() < self.ttl
         {
             return Ok(perms.clone());
         }
-        let request = GetEffectivePermissionsRequest { user_id: user_id.to_owned() };
-        let response = self.client.clone().get_effective_permissions(request).await.map_err(|status| {
-            tracing::warn!(error = %status, "policy could not answer a permission check");
-            ApiError::Unavailable("permissions cannot be checked right now (policy service unavailable)".into())
-        })?;
+        let request = GetEffectivePermissionsRequest {
+            user_id: user_id.to_owned(),
+        };
+        let response = self
+            .client
+            .clone()
+            .get_effective_permissions(request)
+            .await
+            .map_err(|status| {
+                tracing::warn!(error = %status, "policy could not answer a permission check");
+                ApiError::Unavailable(
+                    "permissions cannot be checked right now (policy service unavailable)".into(),
+                )
+            })?;
         let response = response.into_inner();
         let perms = Arc::new(Permissions {
             administrator: response.administrator,

@@ -1,40 +1,19 @@
 //! Every database access of the identity service, and the one place database errors become
 //! domain errors.
 
+use atrium_service_kit::db::contains_pattern;
+use atrium_service_kit::error::unique_as;
 use atrium_service_kit::{ApiError, ApiResult};
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use crate::entity::{
-    api_key, audit_event, login_session, policy_outbox, signing_key, ssh_key, user,
-    user_settings,
+    api_key, audit_event, login_session, policy_outbox, signing_key, ssh_key, user, user_settings,
 };
-
-/// Maps a database error; unique violations become AlreadyExists(`what`).
-fn map_err(error: DbErr, what: &str) -> ApiError {
-    match error.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => ApiError::AlreadyExists(what.to_owned()),
-        _ => ApiError::from(error),
-    }
-}
-
-/// A LIKE pattern matching `needle` anywhere, with wildcards in the needle escaped.
-fn contains_pattern(needle: &str) -> LikeExpr {
-    let escaped: String = needle
-        .to_lowercase()
-        .chars()
-        .flat_map(|c| match c {
-            '%' | '_' | '\\' => vec!['\\', c],
-            c => vec![c],
-        })
-        .collect();
-    LikeExpr::new(format!("%{escaped}%")).escape('\\')
-}
 
 /// Filters for listing users.
 #[derive(Debug, Default)]
@@ -63,7 +42,12 @@ pub struct Repo {
 }
 
 /// An outbox row for a user lifecycle event.
-fn outbox_event(user: &str, username: &str, kind: &str, administrator: bool) -> policy_outbox::Model {
+fn outbox_event(
+    user: &str,
+    username: &str,
+    kind: &str,
+    administrator: bool,
+) -> policy_outbox::Model {
     policy_outbox::Model {
         id: uuid::Uuid::now_v7().hyphenated().to_string(),
         user_id: user.to_owned(),
@@ -102,7 +86,7 @@ impl Repo {
         let created = user::Entity::insert(row.clone().into_active_model())
             .exec_without_returning(&txn)
             .await
-            .map_err(|e| map_err(e, &what))?;
+            .map_err(|e| unique_as(e, &what))?;
         debug_assert_eq!(created, 1);
         user_settings::Entity::insert(settings.into_active_model())
             .exec_without_returning(&txn)
@@ -147,7 +131,7 @@ impl Repo {
         let saved = row
             .update(&txn)
             .await
-            .map_err(|e| map_err(e, "user with that username"))?;
+            .map_err(|e| unique_as(e, "user with that username"))?;
         if let Some(event) = event {
             audit_event::Entity::insert(event.into_active_model())
                 .exec_without_returning(&txn)
@@ -532,7 +516,9 @@ impl Repo {
     }
 
     pub async fn outbox_delivered(&self, id: &str) -> ApiResult<()> {
-        policy_outbox::Entity::delete_by_id(id).exec(&self.db).await?;
+        policy_outbox::Entity::delete_by_id(id)
+            .exec(&self.db)
+            .await?;
         Ok(())
     }
 

@@ -45,6 +45,27 @@ pub struct ApiKeyPrincipal {
     pub permissions: Vec<String>,
 }
 
+impl ApiKeyPrincipal {
+    /// Whether this key may use `permission`: it must hold it, and read-only keys only `.view`
+    /// permissions.
+    pub fn require(&self, permission: &str) -> Result<(), ApiError> {
+        if self.read_only && !permissions::is_read_only(permission) {
+            return Err(ApiError::PermissionDenied(format!(
+                "API key {} is read-only",
+                self.key_id
+            )));
+        }
+        if self.permissions.iter().any(|p| p == permission) {
+            Ok(())
+        } else {
+            Err(ApiError::PermissionDenied(format!(
+                "API key {} lacks permission {permission}",
+                self.key_id
+            )))
+        }
+    }
+}
+
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
