@@ -7,10 +7,12 @@ use chrono::{DateTime, Utc};
 use crate::entity::group;
 use crate::settings::Value;
 
+/// To the wire at microsecond precision: what PostgreSQL stores, so that a value answered
+/// straight after a write equals the same value read back later.
 pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: at.timestamp(),
-        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+        nanos: i32::try_from(at.timestamp_subsec_micros() * 1_000).unwrap_or(0),
     }
 }
 

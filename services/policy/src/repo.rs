@@ -152,7 +152,8 @@ impl Repo {
         Ok(())
     }
 
-    /// Groups ordered by (priority, id), after the keyset `(priority, id)`.
+    /// Groups ordered by (priority, name), after the keyset `(priority, name_key)` (names are
+    /// unique ignoring case, so the order is total).
     pub async fn list_groups(
         &self,
         name_contains: &str,
@@ -164,21 +165,21 @@ impl Repo {
             cond =
                 cond.add(Expr::col(group::Column::NameKey).like(contains_pattern(name_contains)));
         }
-        if let Some((priority, id)) = after {
+        if let Some((priority, name_key)) = after {
             cond = cond.add(
                 Condition::any()
                     .add(group::Column::Priority.gt(priority))
                     .add(
                         Condition::all()
                             .add(group::Column::Priority.eq(priority))
-                            .add(group::Column::Id.gt(id)),
+                            .add(group::Column::NameKey.gt(name_key)),
                     ),
             );
         }
         Ok(group::Entity::find()
             .filter(cond)
             .order_by_asc(group::Column::Priority)
-            .order_by_asc(group::Column::Id)
+            .order_by_asc(group::Column::NameKey)
             .limit(limit)
             .all(&self.db)
             .await?)

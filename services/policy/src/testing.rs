@@ -83,6 +83,16 @@ impl TestPolicy {
         })
     }
 
+    /// The test database's URL, for tests that check rows directly.
+    pub fn database_url(&self) -> &str {
+        &self.core.config.database_url
+    }
+
+    /// The gRPC endpoint, for clients other than the policy client (health, reflection).
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     /// A full-scope access token for `user_id`, as identity would issue it.
     pub fn token_for(&self, user_id: &str) -> String {
         let now = chrono::Utc::now().timestamp();

@@ -149,7 +149,7 @@ pub async fn list(
         Some(token) => {
             let parsed = token
                 .split_once(':')
-                .and_then(|(p, id)| Some((p.parse::<i32>().ok()?, id.to_owned())));
+                .and_then(|(p, name_key)| Some((p.parse::<i32>().ok()?, name_key.to_owned())));
             Some(parsed.ok_or_else(|| {
                 ApiError::invalid("page.page_token", "is not a token this service issued")
             })?)
@@ -160,7 +160,7 @@ pub async fn list(
         .repo
         .list_groups(&needle, after, page.fetch_limit())
         .await?;
-    let (rows, page) = page.finish(rows, |g| format!("{}:{}", g.priority, g.id));
+    let (rows, page) = page.finish(rows, |g| format!("{}:{}", g.priority, g.name_key));
     let mut groups = Vec::with_capacity(rows.len());
     for row in &rows {
         groups.push(group_to_proto(row, core.repo.member_count(&row.id).await?));

@@ -184,6 +184,18 @@ pub async fn resolve_file_mappings(
         .workspace(&convert::uuid("workspace_id", &req.workspace_id)?)
         .await?;
     let policy = core.user_policy(&user_id).await?;
+    if core
+        .require(principal, permissions::FILE_MAPPINGS_VIEW)
+        .await
+        .is_err()
+    {
+        // Users resolving their own mappings see those of workspaces they may launch, as
+        // GetWorkspace shows them only those: the content of others' is not theirs to read.
+        let launchable = core.repo.workspaces_of(&policy.group_ids()).await?;
+        if !launchable.iter().any(|w| w.id == workspace.id) {
+            return Err(ApiError::not_found(format!("workspace {}", workspace.id)));
+        }
+    }
     let mut chosen: BTreeMap<String, pb::ResolvedFileMapping> = BTreeMap::new();
     let mut offer = |rows: Vec<file_mapping::Model>,
                      source: &dyn Fn(&file_mapping::Model) -> String| {

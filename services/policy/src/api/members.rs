@@ -90,24 +90,32 @@ pub async fn list_user_groups(
         .self_or(principal, &req.user_id, permissions::GROUPS_VIEW)
         .await?;
     let page = Page::from_request(req.page.as_ref())?;
-    let policy = core.user_policy(&user_id).await?;
-    let start = match &page.after {
-        None => 0,
-        Some(after) => policy
-            .groups
-            .iter()
-            .position(|g| &g.id == after)
-            .map(|i| i + 1)
-            .unwrap_or(policy.groups.len()),
+    // Keyset `(priority, id)`: the order the groups are in, and still meaningful when the group
+    // the previous page ended with has since been left.
+    let after = match &page.after {
+        None => None,
+        Some(token) => Some(
+            token
+                .split_once(':')
+                .and_then(|(p, id)| Some((p.parse::<i32>().ok()?, id.to_owned())))
+                .ok_or_else(|| {
+                    ApiError::invalid("page.page_token", "is not a token this service issued")
+                })?,
+        ),
     };
+    let policy = core.user_policy(&user_id).await?;
     let rows: Vec<_> = policy
         .groups
         .iter()
-        .skip(start)
+        .filter(|g| {
+            after
+                .as_ref()
+                .is_none_or(|(p, id)| (g.priority, &g.id) > (*p, id))
+        })
         .take(usize::try_from(page.fetch_limit()).unwrap_or(usize::MAX))
         .cloned()
         .collect();
-    let (rows, page) = page.finish(rows, |g| g.id.clone());
+    let (rows, page) = page.finish(rows, |g| format!("{}:{}", g.priority, g.id));
     let mut groups = Vec::with_capacity(rows.len());
     for row in &rows {
         groups.push(group_to_proto(row, core.repo.member_count(&row.id).await?));

@@ -215,10 +215,13 @@ async fn to_row(
         None
     } else {
         let id = convert::uuid("workspace.zone_id", &w.zone_id)?;
-        core.repo
-            .zone(&id)
-            .await
-            .map_err(|_| ApiError::invalid("workspace.zone_id", "no such zone"))?;
+        match core.repo.zone(&id).await {
+            Ok(_) => {}
+            Err(ApiError::NotFound(_)) => {
+                return Err(ApiError::invalid("workspace.zone_id", "no such zone"));
+            }
+            Err(e) => return Err(e),
+        }
         Some(id)
     };
     if w.categories.len() > 32 {
@@ -351,16 +354,12 @@ pub async fn get(
     req: pb::GetWorkspaceRequest,
 ) -> ApiResult<pb::Workspace> {
     let id = convert::uuid("workspace_id", &req.workspace_id)?;
-    if core
-        .require(principal, permissions::WORKSPACES_VIEW)
-        .await
-        .is_err()
-    {
-        // Users may read the workspaces they can launch.
-        let user_id = core
-            .self_or(principal, "", permissions::WORKSPACES_VIEW)
-            .await?;
-        let policy = core.user_policy(&user_id).await?;
+    if let Err(denied) = core.require(principal, permissions::WORKSPACES_VIEW).await {
+        // Users may read the workspaces they can launch; other callers need the permission.
+        let Some(user) = principal.full_user() else {
+            return Err(denied);
+        };
+        let policy = core.user_policy(&user.user_id).await?;
         let launchable = core.repo.workspaces_of(&policy.group_ids()).await?;
         return launchable
             .iter()
