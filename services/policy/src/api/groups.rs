@@ -213,6 +213,7 @@ pub async fn grant(
     core.require(principal, permissions::GROUPS_MODIFY).await?;
     let group = existing(core, "group_id", &req.group_id).await?;
     let permission = permission_name(&req.permission)?;
+    core.require_holding(principal, &permission).await?;
     core.repo.grant(&group.id, &permission).await?;
     core.invalidate();
     group_permissions(core, &group.id).await

@@ -257,6 +257,13 @@ pub async fn create_sso(
 ) -> ApiResult<pb::SsoGroupMapping> {
     core.require(principal, permissions::SSO_MODIFY).await?;
     let group = existing(core, "group_id", &req.group_id).await?;
+    if core.grants_administrator(&group.id).await? {
+        core.require_administrator(
+            principal,
+            "mapping SSO users into a group that grants administrator",
+        )
+        .await?;
+    }
     let provider_id = convert::required_text("provider_id", &req.provider_id, 255)?;
     let provider_type = match req.provider_type.to_lowercase().as_str() {
         t @ ("ldap" | "saml" | "oidc") => t.to_owned(),
@@ -340,9 +347,9 @@ pub async fn apply_sso_login(
     principal: &Principal,
     req: pb::ApplySsoLoginRequest,
 ) -> ApiResult<pb::ApplySsoLoginResponse> {
-    if *principal != Principal::Service {
-        core.require(principal, permissions::SSO_MODIFY).await?;
-    }
+    // Logins report through the service credential; anyone else could use it to join groups.
+    core.require_administrator(principal, "applying an SSO login by hand")
+        .await?;
     let user_id = convert::uuid("user_id", &req.user_id)?;
     let provider_id = convert::required_text("provider_id", &req.provider_id, 255)?;
     let mappings = core.repo.sso_mappings(None, Some(&provider_id)).await?;

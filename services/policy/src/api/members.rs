@@ -28,6 +28,21 @@ pub async fn add(
     core.require(principal, permissions::GROUPS_MODIFY).await?;
     let group = existing(core, "group_id", &req.group_id).await?;
     let user_id = convert::uuid("user_id", &req.user_id)?;
+    if core.grants_administrator(&group.id).await? {
+        core.require_administrator(
+            principal,
+            "changing the members of a group that grants administrator",
+        )
+        .await?;
+    }
+    // Joining a group gives its permissions: the caller must hold them already.
+    for grant in core
+        .repo
+        .permissions_of(std::slice::from_ref(&group.id))
+        .await?
+    {
+        core.require_holding(principal, &grant.permission).await?;
+    }
     let row = membership::Model {
         group_id: group.id.clone(),
         user_id: user_id.clone(),
@@ -56,6 +71,13 @@ pub async fn remove(
         return Err(ApiError::FailedPrecondition(
             "every user is a member of All Users".into(),
         ));
+    }
+    if core.grants_administrator(&group.id).await? {
+        core.require_administrator(
+            principal,
+            "changing the members of a group that grants administrator",
+        )
+        .await?;
     }
     let removed = core.repo.remove_member(&group.id, &user_id).await?;
     core.invalidate();

@@ -79,6 +79,10 @@ pub async fn set(
         }
         (None, true) => return Err(ApiError::invalid("value", "is required (or raw_value)")),
     };
+    if def.name == "administrator" {
+        core.require_administrator(principal, "setting administrator")
+            .await?;
+    }
     let row = group_setting::Model {
         group_id: group.id.clone(),
         name: def.name.to_owned(),
@@ -99,6 +103,10 @@ pub async fn unset(
         .await?;
     let group = existing(core, "group_id", &req.group_id).await?;
     let def = settings::definition_for(req.name.trim()).map_err(setting_error)?;
+    if def.name == "administrator" {
+        core.require_administrator(principal, "unsetting administrator")
+            .await?;
+    }
     let removed = core.repo.unset_setting(&group.id, def.name).await?;
     core.invalidate();
     Ok(pb::UnsetGroupSettingResponse { removed })

@@ -63,7 +63,8 @@ pub fn strongest_first(groups: &[GroupSettings]) -> Vec<&GroupSettings> {
 /// - [`Resolution::LowestPriority`]: the value of the strongest group that sets it; `overridden`
 ///   lists every weaker group that also sets it. No setter: the catalogue default.
 /// - [`Resolution::Combined`] (volume_mapping): the union of every setter's JSON object; where
-///   several groups map the same key (host path), the strongest group's entry wins and the
+///   several groups map the same host path, or different host paths onto the same container
+///   path, the strongest group's entry wins and the
 ///   weaker groups' entries are listed in `overridden`. A group is in `supplied_by` unless every
 ///   one of its entries lost (a group setting `{}` counts as supplying). No setter: the default.
 ///   A value that is not a JSON object (validation never lets one through) contributes nothing.
@@ -107,6 +108,8 @@ fn resolve_one(def: &'static Definition, ordered: &[&GroupSettings]) -> Resolved
 /// `setters` is strongest first.
 fn combined(def: &'static Definition, setters: &[(&GroupRef, &Value)]) -> Resolved {
     let mut union = Map::new();
+    // Container paths already taken: a weaker group's mount onto the same place loses too.
+    let mut binds = std::collections::HashSet::new();
     let mut supplied_by = Vec::new();
     let mut overridden = Vec::new();
     for (group, value) in setters {
@@ -116,10 +119,12 @@ fn combined(def: &'static Definition, setters: &[(&GroupRef, &Value)]) -> Resolv
         let mut supplied = entries.is_empty();
         let mut lost = Map::new();
         for (key, entry) in entries {
-            if union.contains_key(key) {
+            let bind = entry.get("bind").and_then(serde_json::Value::as_str);
+            if union.contains_key(key) || bind.is_some_and(|b| binds.contains(b)) {
                 lost.insert(key.clone(), entry.clone());
             } else {
                 union.insert(key.clone(), entry.clone());
+                binds.extend(bind.map(str::to_owned));
                 supplied = true;
             }
         }

@@ -54,9 +54,16 @@ impl VolumeMapping {
             ));
         };
         let mut mounts = BTreeMap::new();
+        let mut binds = std::collections::BTreeSet::new();
         for (raw_host, entry) in object {
             let host = normalise_path("host path", raw_host)?;
             let mount = mount_from_json(&host, entry)?;
+            if !binds.insert(mount.bind.clone()) {
+                return Err(format!(
+                    "container path \"{}\" is the target of two host paths; a session can mount only one there",
+                    mount.bind
+                ));
+            }
             if mounts.insert(host.clone(), mount).is_some() {
                 return Err(format!(
                     "host path \"{host}\" appears twice (once with a trailing \"/\")"

@@ -10,7 +10,72 @@ both_backends!(
     grants_open_calls_and_revocations_close_them,
     administrators_hold_every_permission,
     reading_another_users_policy_needs_settings_view,
+    modifying_groups_does_not_let_a_user_raise_their_own_rights,
 );
+
+/// groups.modify and settings.modify let a user manage groups, but not give anyone (themselves
+/// included) rights the user lacks: administrator membership and settings, permissions they do
+/// not hold, SSO logins by hand.
+async fn modifying_groups_does_not_let_a_user_raise_their_own_rights(backend: Backend) {
+    let env = Env::start(backend).await;
+    let (user, client) = env.user().await;
+    let ops = env.group("Ops", 10).await;
+    env.add_member(&ops.id, &user).await;
+    for permission in ["groups.modify", "settings.modify", "sso.modify"] {
+        env.grant(&ops.id, permission).await;
+    }
+    let mut c = client.clone();
+    let status = c
+        .add_group_member(crate::common::member(ADMINISTRATORS_ID, &user))
+        .await
+        .fails(Code::PermissionDenied);
+    assert!(status.message().contains("administrator"), "{status:?}");
+    let status = c
+        .set_group_setting(pb::SetGroupSettingRequest {
+            group_id: ops.id.clone(),
+            name: "administrator".into(),
+            raw_value: "true".into(),
+            value: None,
+        })
+        .await
+        .fails(Code::PermissionDenied);
+    assert!(status.message().contains("administrator"), "{status:?}");
+    let status = c
+        .grant_permission(permission_request(&ops.id, "api_keys.manage"))
+        .await
+        .fails(Code::PermissionDenied);
+    assert!(status.message().contains("api_keys.manage"), "{status:?}");
+    // A permission the user holds may be passed on.
+    let helpers = env.group("Helpers", 20).await;
+    c.grant_permission(permission_request(&helpers.id, "groups.modify"))
+        .await
+        .must();
+    // Joining a group that grants more than the user holds is refused.
+    let keys = env.group("Key managers", 30).await;
+    env.grant(&keys.id, "api_keys.manage").await;
+    c.add_group_member(crate::common::member(&keys.id, &user))
+        .await
+        .fails(Code::PermissionDenied);
+    c.apply_sso_login(pb::ApplySsoLoginRequest {
+        user_id: user.clone(),
+        provider_id: "corp".into(),
+        attributes: vec![],
+    })
+    .await
+    .fails(Code::PermissionDenied);
+    // Nothing changed: the user is still no administrator.
+    let perms = c
+        .get_effective_permissions(pb::GetEffectivePermissionsRequest::default())
+        .await
+        .must();
+    assert!(!perms.administrator);
+    assert!(!perms.permissions.contains(&"api_keys.manage".to_owned()));
+    // An administrator may do all of it.
+    env.admin()
+        .add_group_member(crate::common::member(&keys.id, &user))
+        .await
+        .must();
+}
 
 fn create_group(name: &str) -> pb::CreateGroupRequest {
     pb::CreateGroupRequest {

@@ -38,8 +38,11 @@ fn volume_mapping() -> impl Strategy<Value = Value> {
         prop::sample::select(vec!["rw", "ro"]),
     );
     prop::collection::btree_map(prop::sample::select(HOSTS), entry, 0..=4).prop_map(|m| {
+        // One group never mounts two host paths onto the same container path.
+        let mut binds = BTreeSet::new();
         let object: serde_json::Map<String, serde_json::Value> = m
             .into_iter()
+            .filter(|(_, (bind, _))| binds.insert(*bind))
             .map(|(host, (bind, mode))| (host.to_owned(), json!({"bind": bind, "mode": mode})))
             .collect();
         Value::Json(serde_json::Value::Object(object))
@@ -127,18 +130,9 @@ proptest! {
     #[test]
     fn volume_mapping_is_the_union_strongest_per_host_path(groups in groups()) {
         let r = EffectivePolicy::resolve(&groups).explain("volume_mapping").cloned().unwrap();
-        // host path → (strength key, group, entry) of every group that maps it.
-        let mut claims: BTreeMap<String, Vec<Claim>> = BTreeMap::new();
-        let setters: Vec<&GroupSettings> =
+        let mut setters: Vec<&GroupSettings> =
             groups.iter().filter(|g| g.values.contains_key("volume_mapping")).collect();
-        for g in &setters {
-            let Some(serde_json::Value::Object(map)) = g.values["volume_mapping"].as_json() else {
-                unreachable!("generated mappings are objects");
-            };
-            for (host, entry) in map {
-                claims.entry(host.clone()).or_default().push((key(g), g.group.clone(), entry.clone()));
-            }
-        }
+        setters.sort_by_key(|g| key(g));
         if setters.is_empty() {
             prop_assert!(r.is_default);
             prop_assert_eq!(r.value, Some(Value::Json(json!({}))));
@@ -146,18 +140,27 @@ proptest! {
             return Ok(());
         }
         prop_assert!(!r.is_default);
+        // Strongest group first; an entry wins unless a stronger one took its host path or its
+        // container path.
         let mut union = serde_json::Map::new();
+        let mut taken_binds = BTreeSet::new();
         let mut winners = BTreeSet::new();
         let mut lost: BTreeMap<(i32, String), (GroupRef, serde_json::Map<String, serde_json::Value>)> =
             BTreeMap::new();
-        for (host, mut claimants) in claims {
-            claimants.sort_by(|a, b| a.0.cmp(&b.0));
-            let (first, rest) = claimants.split_first().unwrap();
-            union.insert(host.clone(), first.2.clone());
-            winners.insert(first.0.clone());
-            for (k, g, entry) in rest {
-                lost.entry(k.clone()).or_insert_with(|| (g.clone(), serde_json::Map::new())).1
-                    .insert(host.clone(), entry.clone());
+        for g in &setters {
+            let Some(serde_json::Value::Object(map)) = g.values["volume_mapping"].as_json() else {
+                unreachable!("generated mappings are objects");
+            };
+            for (host, entry) in map {
+                let bind = entry["bind"].as_str().unwrap().to_owned();
+                if union.contains_key(host) || taken_binds.contains(&bind) {
+                    lost.entry(key(g)).or_insert_with(|| (g.group.clone(), serde_json::Map::new())).1
+                        .insert(host.clone(), entry.clone());
+                } else {
+                    union.insert(host.clone(), entry.clone());
+                    taken_binds.insert(bind);
+                    winners.insert(key(g));
+                }
             }
         }
         prop_assert_eq!(r.value, Some(Value::Json(serde_json::Value::Object(union))));

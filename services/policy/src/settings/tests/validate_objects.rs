@@ -195,8 +195,13 @@ fn volume_mappings() {
     );
     refused(name, json!(["/a"]), "got a JSON array");
     refused(name, "{}", "expected a volume mapping object, got a string");
+    refused(
+        name,
+        json!({"/a": rw("/same"), "/b": rw("/same")}),
+        "container path \"/same\" is the target of two host paths",
+    );
     let many: serde_json::Map<String, serde_json::Value> = (0..=MAX_VOLUME_ENTRIES)
-        .map(|i| (format!("/d/{i}"), rw("/x")))
+        .map(|i| (format!("/d/{i}"), rw(&format!("/x/{i}"))))
         .collect();
     refused(
         name,
