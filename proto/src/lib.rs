@@ -25,3 +25,9 @@ pub mod policy {
         include!(concat!(env!("OUT_DIR"), "/atrium.policy.v1.rs"));
     }
 }
+
+pub mod agent {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/atrium.agent.v1.rs"));
+    }
+}

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::commands::apikey::ApikeyCommand;
 use crate::commands::audit::AuditCommand;
 use crate::commands::group::GroupCommand;
+use crate::commands::image::ImageCommand;
 use crate::commands::login::{LoginArgs, LogoutArgs};
 use crate::commands::policy::PolicyCommand;
 use crate::commands::setting::SettingCommand;
@@ -113,6 +114,9 @@ pub enum Command {
     Workspace(WorkspaceCommand),
     /// Run every service in one process.
     Up(UpArgs),
+    /// Container images: build the demo workspace image.
+    #[command(subcommand)]
+    Image(ImageCommand),
 }
 
 #[cfg(test)]

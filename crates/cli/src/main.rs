@@ -28,6 +28,7 @@ async fn main() {
     let format = cli.global.output;
     let result = match cli.command {
         Command::Up(args) => crate::up::run(args).await.map_err(error::CliError::Local),
+        Command::Image(cmd) => commands::image::run(format, cmd).await,
         command => commands::run(&cli.global, command).await,
     };
     if let Err(err) = result {

@@ -5,6 +5,7 @@
 pub mod apikey;
 pub mod audit;
 pub mod group;
+pub mod image;
 pub mod login;
 pub mod policy;
 pub mod setting;
@@ -135,6 +136,9 @@ pub async fn run(global: &GlobalArgs, command: Command) -> CliResult {
         Command::Policy(cmd) => policy::run(&mut ctx, cmd).await,
         Command::Workspace(cmd) => workspace::run(&mut ctx, cmd).await,
         Command::Up(_) => Err(CliError::Usage("`up` does not connect to a server".into())),
+        Command::Image(_) => Err(CliError::Usage(
+            "`image` does not connect to a server".into(),
+        )),
     }
 }
 

@@ -1,0 +1,125 @@
+//! The agent: one per node, the only part of Atrium that touches containers. It runs session
+//! containers on the node's Docker engine (hardened, labelled, with Kasm's conventions), reports
+//! what it holds — Docker is its only truth, it stores nothing — heartbeats its capacity, and
+//! drains on SIGTERM.
+//!
+//! Sessions, placement and users' rights belong to the session-manager, which is the only
+//! caller (with the service credential).
+
+pub mod api;
+pub mod config;
+pub mod core;
+mod drain;
+pub mod error;
+pub mod heartbeat;
+pub mod runtime;
+pub mod sessions;
+pub mod spec;
+pub mod testing;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use atrium_proto::agent::v1::agent_service_server::AgentServiceServer;
+use atrium_service_kit::Shutdown;
+use atrium_service_kit::auth::{AuthLayer, Authenticator, KeySet};
+use atrium_service_kit::server::GrpcServer;
+use tokio::net::TcpListener;
+use tonic_health::ServingStatus;
+
+pub use crate::config::AgentConfig;
+use crate::core::{Core, SharedCore};
+use crate::heartbeat::{HeartbeatStore, MemoryHeartbeats, RedisHeartbeats};
+use crate::runtime::ContainerRuntime;
+use crate::runtime::docker::DockerRuntime;
+
+pub const SERVICE_NAME: &str = "atrium.agent.v1.AgentService";
+
+/// A ready agent: runtime and heartbeat store chosen, nothing dialled yet.
+pub struct Agent {
+    core: SharedCore,
+    store: Arc<dyn HeartbeatStore>,
+    authenticator: Authenticator,
+}
+
+impl Agent {
+    /// The Docker engine at `docker_host`; heartbeats in Redis when `redis_url` is set, else
+    /// in this process.
+    pub fn new(config: AgentConfig) -> anyhow::Result<Self> {
+        let exec_timeout = Duration::from_secs(config.exec_timeout_secs);
+        let runtime = Arc::new(DockerRuntime::connect(&config.docker_host, exec_timeout)?);
+        let store: Arc<dyn HeartbeatStore> = match &config.redis_url {
+            Some(url) => Arc::new(RedisHeartbeats::new(url.expose())?),
+            None => Arc::new(MemoryHeartbeats::new()),
+        };
+        Self::with_parts(config, runtime, store)
+    }
+
+    /// With a given runtime and store (tests; `atrium up` sharing an in-process store).
+    pub fn with_parts(
+        config: AgentConfig,
+        runtime: Arc<dyn ContainerRuntime>,
+        store: Arc<dyn HeartbeatStore>,
+    ) -> anyhow::Result<Self> {
+        config.validate()?;
+        let token = config
+            .service_token
+            .clone()
+            .context("service_token: required")?;
+        let authenticator =
+            Authenticator::new(KeySet::default(), "atrium").with_service_token(token);
+        Ok(Self {
+            core: Arc::new(Core::new(config, runtime)),
+            store,
+            authenticator,
+        })
+    }
+
+    pub fn core(&self) -> SharedCore {
+        self.core.clone()
+    }
+
+    pub fn heartbeats(&self) -> Arc<dyn HeartbeatStore> {
+        self.store.clone()
+    }
+
+    /// Serves until `shutdown` fires or a drain ends (which fires it). Heartbeats run alongside;
+    /// after a drain the heartbeat is deleted, after a plain shutdown it is left to expire (a
+    /// quick restart then looks like nothing happened).
+    pub async fn serve(self, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+        let bound = listener.local_addr().context("read the bound address")?;
+        self.core
+            .set_address(self.core.config.advertised_address(bound));
+        let mut server = GrpcServer::new()?;
+        server
+            .routes_mut()
+            .add_service(AgentServiceServer::new(api::AgentApi::new(
+                self.core.clone(),
+            )));
+        let health = server.health();
+        heartbeat::set_health(&health, ServingStatus::NotServing).await;
+        let heartbeats = tokio::spawn(heartbeat::run(
+            self.core.clone(),
+            self.store.clone(),
+            health,
+            shutdown.clone(),
+        ));
+        let drain = tokio::spawn(drain::watch(self.core.clone(), shutdown.clone()));
+        tracing::info!(agent_id = %self.core.agent_id, address = %self.core.address(), "agent serving");
+        let auth = AuthLayer::new(self.authenticator, Vec::new());
+        let deadline = Duration::from_secs(self.core.config.shutdown_deadline_secs);
+        let served = server
+            .serve(listener, auth, shutdown.clone(), deadline)
+            .await;
+        shutdown.trigger();
+        if let Err(e) = heartbeats.await {
+            tracing::warn!(error = %e, "heartbeat task ended abnormally");
+        }
+        let drained = drain.await.unwrap_or(false);
+        if drained && let Err(e) = self.store.remove(&self.core.agent_id).await {
+            tracing::warn!(error = %e, "could not delete the heartbeat after draining");
+        }
+        served
+    }
+}
