@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use atrium_agent::{Agent, AgentConfig};
 use atrium_identity::{Identity, IdentityConfig};
 use atrium_policy::{Policy, PolicyConfig};
 use atrium_service_kit::telemetry::{self, LogFormat};
@@ -25,6 +26,16 @@ pub struct UpArgs {
     /// The policy service's gRPC port.
     #[arg(long, default_value_t = 7002)]
     pub policy_port: u16,
+    /// The agent's gRPC port.
+    #[arg(long, default_value_t = 7004)]
+    pub agent_port: u16,
+    /// The local Docker engine the agent runs session containers on.
+    #[arg(
+        long,
+        env = "DOCKER_HOST",
+        default_value = "unix:///var/run/docker.sock"
+    )]
+    pub docker_host: String,
     /// Log format.
     #[arg(long, value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
@@ -81,6 +92,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     let identity_addr = SocketAddr::new(host, args.identity_port);
     let policy_addr = SocketAddr::new(host, args.policy_port);
+    let agent_addr = SocketAddr::new(host, args.agent_port);
     let identity_endpoint = format!("http://{identity_addr}");
     let policy_endpoint = format!("http://{policy_addr}");
     // Bind every port first, so a taken port fails before anything starts.
@@ -90,6 +102,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             args.identity_port
         )
     })?;
+    let agent_listener = server::bind(agent_addr)
+        .await
+        .with_context(|| format!("agent port {} is taken (use --agent-port)", args.agent_port))?;
     let policy_listener = server::bind(policy_addr).await.with_context(|| {
         format!(
             "policy port {} is taken (use --policy-port)",
@@ -114,9 +129,19 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         database_url: format!("sqlite://{}", data_dir.join("policy.db").display()),
         log_format: args.log_format,
         identity_endpoint: identity_endpoint.clone(),
-        service_token: Some(Secret::new(secrets.service_token)),
+        service_token: Some(Secret::new(secrets.service_token.clone())),
         ..PolicyConfig::default()
     };
+    // The agent on this machine: the local Docker engine, heartbeats kept in-process.
+    let agent_config = AgentConfig {
+        listen: agent_addr,
+        log_format: args.log_format,
+        advertise_host: host.to_string(),
+        service_token: Some(Secret::new(secrets.service_token)),
+        docker_host: args.docker_host.clone(),
+        ..AgentConfig::default()
+    };
+    let agent = Agent::new(agent_config).context("start the agent")?;
     // In one process, policy verifies tokens with identity's own key set.
     let keys = identity.authenticator().keys().clone();
     let policy = Policy::with_keys(policy_config, keys)
@@ -127,6 +152,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     println!("Atrium is up (gRPC; every service offers health and reflection):");
     println!("  identity  {identity_endpoint}");
     println!("  policy    {policy_endpoint}");
+    println!(
+        "  agent     http://{agent_addr}   (Docker at {})",
+        args.docker_host
+    );
     println!("  data      {}", data_dir.display());
     println!();
     match identity.bootstrap_admin() {
@@ -157,10 +186,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     let shutdown = Shutdown::new();
     shutdown.on_signals();
-    let (identity_done, policy_done) = tokio::join!(
+    let (identity_done, policy_done, agent_done) = tokio::join!(
         identity.serve(identity_listener, shutdown.clone()),
         policy.serve(policy_listener, shutdown.clone()),
+        agent.serve(agent_listener, shutdown.clone()),
     );
     identity_done.context("identity")?;
-    policy_done.context("policy")
+    policy_done.context("policy")?;
+    agent_done.context("agent")
 }

@@ -45,7 +45,8 @@ fn propagator() -> &'static TraceContextPropagator {
 /// Installs the global subscriber. The filter comes from `RUST_LOG` (default `info`). Calling it
 /// again in the same process (several services in `atrium up`) is harmless.
 pub fn init(service: &str, format: LogFormat) -> anyhow::Result<TelemetryGuard> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sea_orm_migration=warn,sqlx=warn"));
     let provider = match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
         Ok(endpoint) if !endpoint.is_empty() => {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
