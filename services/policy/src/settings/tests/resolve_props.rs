@@ -78,7 +78,6 @@ fn groups() -> impl Strategy<Value = Vec<GroupSettings>> {
 }
 
 /// A group's mapping of one host path: (strength key, group, entry).
-type Claim = ((i32, String), GroupRef, serde_json::Value);
 
 fn key(g: &GroupSettings) -> (i32, String) {
     (g.group.priority, g.group.id.clone())
