@@ -77,8 +77,6 @@ fn groups() -> impl Strategy<Value = Vec<GroupSettings>> {
         .prop_shuffle()
 }
 
-/// A group's mapping of one host path: (strength key, group, entry).
-
 fn key(g: &GroupSettings) -> (i32, String) {
     (g.group.priority, g.group.id.clone())
 }
