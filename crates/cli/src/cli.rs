@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use atrium_service_kit::auth::Credential;
 use clap::{Parser, Subcommand};
 
+use crate::commands::agent::AgentArgs;
 use crate::commands::apikey::ApikeyCommand;
 use crate::commands::audit::AuditCommand;
 use crate::commands::group::GroupCommand;
@@ -25,6 +26,9 @@ pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:7001";
 
 /// The policy gRPC address used when `--policy-endpoint` is not given.
 pub const DEFAULT_POLICY_ENDPOINT: &str = "http://127.0.0.1:7002";
+
+/// The agent's gRPC address used when `--agent-endpoint` is not given (`atrium up`'s).
+pub const DEFAULT_AGENT_ENDPOINT: &str = "http://127.0.0.1:7004";
 
 /// Atrium: administer users, API keys, login sessions, groups, settings, permissions and
 /// workspaces, or run every service (`atrium up`).
@@ -48,6 +52,10 @@ pub struct GlobalArgs {
     /// call with the same credential, refreshed against identity).
     #[arg(long, global = true, env = "ATRIUM_POLICY_ENDPOINT", default_value = DEFAULT_POLICY_ENDPOINT)]
     pub policy_endpoint: String,
+
+    /// A node agent's gRPC address (agent commands; they call with the service credential).
+    #[arg(long, global = true, env = "ATRIUM_AGENT_ENDPOINT", default_value = DEFAULT_AGENT_ENDPOINT)]
+    pub agent_endpoint: String,
 
     /// How results are printed.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Table)]
@@ -117,6 +125,8 @@ pub enum Command {
     /// Container images: build the demo workspace image.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// A node agent: its status and the session containers it holds (service credential).
+    Agent(AgentArgs),
 }
 
 #[cfg(test)]

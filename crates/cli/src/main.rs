@@ -1,6 +1,7 @@
 //! The `atrium` command: the admin CLI over the identity service's gRPC API (users, API keys,
 //! login sessions, two-factor authentication, SSH keys, the audit trail) and the policy
-//! service's (groups, settings, effective policy, permissions, workspaces), and `atrium up`,
+//! service's (groups, settings, effective policy, permissions, workspaces), a node agent's
+//! status and sessions (`atrium agent`, with the service credential), and `atrium up`,
 //! which runs every service in one process. Commands are thin: they parse arguments, call one
 //! or a few RPCs through [`client::Identity`] and print the answer; rules belong to the
 //! services.
@@ -29,6 +30,7 @@ async fn main() {
     let result = match cli.command {
         Command::Up(args) => crate::up::run(args).await.map_err(error::CliError::Local),
         Command::Image(cmd) => commands::image::run(format, cmd).await,
+        Command::Agent(args) => commands::agent::run(&cli.global, args).await,
         command => commands::run(&cli.global, command).await,
     };
     if let Err(err) = result {

@@ -2,6 +2,7 @@
 //! [`Identity`] (or the policy service through [`Ctx::policy`]) and prints the answer in the
 //! chosen [`Format`].
 
+pub mod agent;
 pub mod apikey;
 pub mod audit;
 pub mod group;
@@ -138,6 +139,9 @@ pub async fn run(global: &GlobalArgs, command: Command) -> CliResult {
         Command::Up(_) => Err(CliError::Usage("`up` does not connect to a server".into())),
         Command::Image(_) => Err(CliError::Usage(
             "`image` does not connect to a server".into(),
+        )),
+        Command::Agent(_) => Err(CliError::Usage(
+            "`agent` does not use the identity service".into(),
         )),
     }
 }

@@ -1,0 +1,207 @@
+//! A demo session end to end: the demo workspace image (built with the library `atrium image
+//! build-demo` uses), an agent on the local Docker engine, CreateSession with the service
+//! credential, then the container reached over HTTPS with its per-session password — which
+//! also shows the agent's hardened defaults suit the demo image. Runs only with
+//! `ATRIUM_TEST_DOCKER=1` (scripts/test sets it when Docker answers).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use atrium_agent::heartbeat::MemoryHeartbeats;
+use atrium_agent::runtime::docker::DockerRuntime;
+use atrium_agent::testing::{TestAgent, new_session_id, session_spec, test_config};
+use atrium_proto::agent::v1 as pb;
+use atrium_workspace::{BinarySource, BuildOptions, build_image};
+use common::{USER, get};
+use http::StatusCode;
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Removes the agent's containers and the image however the test ends.
+struct Cleanup {
+    image: String,
+    agent_id: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let filter = format!("label=atrium.agent_id={}", self.agent_id);
+        let ids = docker(&["ps", "-aq", "--filter", &filter]);
+        for id in ids.split_whitespace() {
+            if std::thread::panicking() {
+                let logs = Command::new("docker").args(["logs", id]).output();
+                if let Ok(logs) = logs {
+                    eprintln!(
+                        "container {id} logs:\n{}{}",
+                        String::from_utf8_lossy(&logs.stdout),
+                        String::from_utf8_lossy(&logs.stderr)
+                    );
+                }
+            }
+            docker(&["rm", "--force", "--volumes", id]);
+        }
+        docker(&["image", "rm", "--force", &self.image]);
+    }
+}
+
+/// The debug `atrium-workspace` binary of this checkout, built (or found up to date) by cargo:
+/// a test of another package has no `CARGO_BIN_EXE_` for it.
+fn workspace_binary() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(&root)
+        .args([
+            "build",
+            "--quiet",
+            "--message-format=json",
+            "-p",
+            "atrium-workspace",
+            "--bin",
+            "atrium-workspace",
+        ])
+        .output()
+        .expect("run cargo build");
+    assert!(
+        out.status.success(),
+        "cargo build -p atrium-workspace: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "atrium-workspace")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .expect("cargo named the atrium-workspace executable")
+}
+
+async fn wait_healthy(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match get(addr, "/healthz", None).await {
+            Ok(reply) if reply.status == StatusCode::OK => return,
+            other if Instant::now() > deadline => panic!("not healthy in 30s: {other:?}"),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_demo_session_is_reachable_over_https_with_its_password() {
+    if std::env::var("ATRIUM_TEST_DOCKER").as_deref() != Ok("1") {
+        println!(
+            "did nothing: ATRIUM_TEST_DOCKER is not 1 (scripts/test sets it when Docker works)"
+        );
+        return;
+    }
+    let config = test_config();
+    let agent_id = config
+        .agent_id
+        .clone()
+        .expect("test config names the agent");
+    let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+    let tag = format!("atrium/workspace-demo:it-{suffix}");
+    let _cleanup = Cleanup {
+        image: tag.clone(),
+        agent_id,
+    };
+
+    let binary = workspace_binary();
+    let options = BuildOptions::new(tag.clone(), BinarySource::Prebuilt(binary));
+    tokio::task::spawn_blocking(move || build_image(&options, &mut |line| println!("{line}")))
+        .await
+        .expect("join the build")
+        .expect("build the demo image");
+
+    let runtime = Arc::new(
+        DockerRuntime::connect(&config.docker_host, Duration::from_secs(30)).expect("docker"),
+    );
+    let agent = TestAgent::start(config, runtime, Arc::new(MemoryHeartbeats::new()))
+        .await
+        .expect("start the agent");
+    let mut client = agent.service().await.expect("service client");
+
+    let session_id = new_session_id();
+    let spec = pb::SessionSpec {
+        cores: 1.0,
+        memory_mib: 512,
+        ..session_spec(&session_id, &tag)
+    };
+    let created = client
+        .create_session(pb::CreateSessionRequest { spec: Some(spec) })
+        .await
+        .expect("create the session")
+        .into_inner();
+    assert_eq!(created.state(), pb::ContainerState::Running);
+    assert!(created.port > 0, "no published port: {created:?}");
+    assert_eq!(created.session_password.len(), 24);
+    let password = created.session_password.clone();
+    let addr: SocketAddr = format!("{}:{}", created.host, created.port)
+        .parse()
+        .expect("host:port");
+    wait_healthy(addr).await;
+
+    let anonymous = get(addr, "/", None).await.expect("get /");
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        anonymous
+            .headers
+            .contains_key(http::header::WWW_AUTHENTICATE)
+    );
+    let wrong = get(addr, "/", Some((USER, "not-the-password")))
+        .await
+        .expect("get /");
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let page = get(addr, "/", Some((USER, password.as_str())))
+        .await
+        .expect("get /");
+    assert_eq!(page.status, StatusCode::OK);
+    let hostname = docker(&[
+        "inspect",
+        "--format",
+        "{{.Config.Hostname}}",
+        &created.container_id,
+    ]);
+    assert!(!hostname.is_empty(), "no hostname from docker inspect");
+    assert!(
+        page.body.contains(&hostname),
+        "the page lacks the container's hostname {hostname}"
+    );
+
+    let removed = client
+        .remove_session(pb::SessionRef {
+            session_id: session_id.clone(),
+        })
+        .await
+        .expect("remove the session")
+        .into_inner();
+    assert!(removed.removed);
+    let left = client
+        .list_sessions(pb::ListSessionsRequest {})
+        .await
+        .expect("list sessions")
+        .into_inner();
+    assert!(left.sessions.is_empty(), "{:?}", left.sessions);
+    let exists = Command::new("docker")
+        .args(["inspect", &created.container_id])
+        .output()
+        .expect("docker inspect");
+    assert!(!exists.status.success(), "the container is still there");
+    agent.stop().await.expect("stop the agent");
+}
