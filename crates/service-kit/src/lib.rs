@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod paging;
+pub mod run_config;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;

@@ -2,53 +2,11 @@
 
 use atrium_proto::policy::v1 as pb;
 use atrium_service_kit::{ApiError, ApiResult};
-use chrono::{DateTime, Utc};
 
 use crate::entity::group;
 use crate::settings::Value;
 
-/// To the wire at microsecond precision: what PostgreSQL stores, so that a value answered
-/// straight after a write equals the same value read back later.
-pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.timestamp(),
-        nanos: i32::try_from(at.timestamp_subsec_micros() * 1_000).unwrap_or(0),
-    }
-}
-
-/// A UUID in any common spelling (with or without dashes), normalised.
-pub fn uuid(field: &str, raw: &str) -> ApiResult<String> {
-    if raw.trim().is_empty() {
-        return Err(ApiError::invalid(field, "is required"));
-    }
-    uuid::Uuid::parse_str(raw.trim())
-        .map(|u| u.hyphenated().to_string())
-        .map_err(|_| ApiError::invalid(field, "is not a valid id (UUID)"))
-}
-
-pub fn text(field: &str, raw: &str, max: usize) -> ApiResult<String> {
-    if raw.chars().count() > max {
-        return Err(ApiError::invalid(
-            field,
-            format!("must be at most {max} characters"),
-        ));
-    }
-    if max <= 255 && raw.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            field,
-            "must not contain control characters",
-        ));
-    }
-    Ok(raw.trim().to_owned())
-}
-
-pub fn required_text(field: &str, raw: &str, max: usize) -> ApiResult<String> {
-    let value = text(field, raw, max)?;
-    if value.is_empty() {
-        return Err(ApiError::invalid(field, "is required"));
-    }
-    Ok(value)
-}
+pub use atrium_service_kit::validate::{required_text, text, timestamp, uuid};
 
 /// An absolute path without `..` segments.
 pub fn absolute_path(field: &str, raw: &str) -> ApiResult<String> {

@@ -8,28 +8,7 @@ use atrium_service_kit::ApiError;
 use bollard::models::{DeviceMapping, ResourcesUlimits};
 use serde_json::{Map, Value};
 
-pub const ALLOWED_KEYS: [&str; 20] = [
-    "hostname",
-    "environment",
-    "labels",
-    "shm_size",
-    "user",
-    "working_dir",
-    "dns",
-    "extra_hosts",
-    "cap_add",
-    "cap_drop",
-    "security_opt",
-    "privileged",
-    "network",
-    "tmpfs",
-    "devices",
-    "entrypoint",
-    "command",
-    "read_only",
-    "ulimits",
-    "sysctls",
-];
+pub use atrium_service_kit::run_config::ALLOWED_KEYS;
 
 /// The parsed run_config. How each key combines with the agent's defaults is
 /// [`super::build`]'s business.

@@ -14,28 +14,7 @@ use crate::entity::{workspace, zone};
 
 /// The docker-run parameters a workspace's run_config may use (mapped onto the container by the
 /// agent); anything else is refused.
-pub const RUN_CONFIG_ALLOWED: &[&str] = &[
-    "hostname",
-    "environment",
-    "labels",
-    "shm_size",
-    "user",
-    "working_dir",
-    "dns",
-    "extra_hosts",
-    "cap_add",
-    "cap_drop",
-    "security_opt",
-    "privileged",
-    "network",
-    "tmpfs",
-    "devices",
-    "entrypoint",
-    "command",
-    "read_only",
-    "ulimits",
-    "sysctls",
-];
+pub use atrium_service_kit::run_config::ALLOWED_KEYS as RUN_CONFIG_ALLOWED;
 
 pub const DEFAULT_CORES: f64 = 2.0;
 pub const DEFAULT_MEMORY_MIB: i64 = 2768;
