@@ -6,8 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
@@ -18,8 +16,8 @@ use atrium_agent::heartbeat::MemoryHeartbeats;
 use atrium_agent::runtime::docker::DockerRuntime;
 use atrium_agent::testing::{TestAgent, new_session_id, session_spec, test_config};
 use atrium_proto::agent::v1 as pb;
+use atrium_workspace::client::{USER, get};
 use atrium_workspace::{BinarySource, BuildOptions, build_image};
-use common::{USER, get};
 use http::StatusCode;
 
 fn docker(args: &[&str]) -> String {

@@ -53,3 +53,101 @@ impl TestDatabase {
         }
     }
 }
+
+/// What a unary call answers.
+pub type Reply<T> = Result<tonic::Response<T>, tonic::Status>;
+
+/// Assertions on the outcome of a unary call, for service tests.
+pub trait Outcome<T> {
+    /// The successful response.
+    fn must(self) -> T;
+    /// The error, asserting its code.
+    fn fails(self, code: tonic::Code) -> tonic::Status;
+    /// InvalidArgument naming `field` in its error detail.
+    fn invalid(self, field: &str) -> tonic::Status;
+}
+
+impl<T: std::fmt::Debug> Outcome<T> for Reply<T> {
+    #[track_caller]
+    fn must(self) -> T {
+        match self {
+            Ok(response) => response.into_inner(),
+            Err(status) => panic!("call failed: {:?}: {}", status.code(), status.message()),
+        }
+    }
+
+    #[track_caller]
+    fn fails(self, code: tonic::Code) -> tonic::Status {
+        match self {
+            Ok(response) => panic!("expected {code:?}, got success: {:?}", response.get_ref()),
+            Err(status) => {
+                assert_eq!(status.code(), code, "{}", status.message());
+                status
+            }
+        }
+    }
+
+    #[track_caller]
+    fn invalid(self, field: &str) -> tonic::Status {
+        let status = self.fails(tonic::Code::InvalidArgument);
+        let Some(detail) = crate::error::error_detail(&status) else {
+            panic!(
+                "InvalidArgument without an ErrorDetail: {}",
+                status.message()
+            );
+        };
+        assert_eq!(detail.field, field, "{}", status.message());
+        assert_eq!(detail.reason, "invalid_field");
+        status
+    }
+}
+
+async fn channel(endpoint: &str) -> anyhow::Result<tonic::transport::Channel> {
+    Ok(tonic::transport::Channel::from_shared(endpoint.to_owned())?
+        .connect()
+        .await?)
+}
+
+/// What `grpc.health.v1.Health/Check` answers for `service` ("" = the server as a whole).
+pub async fn health_status(
+    endpoint: &str,
+    service: &str,
+) -> Result<tonic_health::pb::health_check_response::ServingStatus, tonic::Status> {
+    let mut client = tonic_health::pb::health_client::HealthClient::new(
+        channel(endpoint)
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?,
+    );
+    let request = tonic_health::pb::HealthCheckRequest {
+        service: service.to_owned(),
+    };
+    Ok(client.check(request).await?.into_inner().status())
+}
+
+/// The service names gRPC reflection (v1) lists.
+pub async fn reflected_services(endpoint: &str) -> anyhow::Result<Vec<String>> {
+    use futures::StreamExt as _;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let mut client = ServerReflectionClient::new(channel(endpoint).await?);
+    let request = tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = client
+        .server_reflection_info(futures::stream::iter([request]))
+        .await?
+        .into_inner();
+    let response = responses
+        .next()
+        .await
+        .context("reflection answered nothing")??;
+    match response.message_response {
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            Ok(list.service.into_iter().map(|s| s.name).collect())
+        }
+        other => anyhow::bail!("unexpected reflection answer: {other:?}"),
+    }
+}

@@ -8,6 +8,7 @@
 //! the services do that), and real desktops (see `deploy/images/README.md`).
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod image;
 mod libs;

@@ -2,15 +2,13 @@
 //! uses, run it under Docker, and talk to it like Atrium would. Runs only with
 //! `ATRIUM_TEST_DOCKER=1` (scripts/test sets it when Docker answers).
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use atrium_workspace::client::{USER, get, send};
 use atrium_workspace::{BinarySource, BuildOptions, build_image};
-use common::{USER, get, send};
 use http::{Method, StatusCode};
 use rand::Rng as _;
 use rand::distr::Alphanumeric;

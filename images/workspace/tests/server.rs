@@ -1,13 +1,11 @@
 //! The server started from the library on port 0, talked to over HTTPS.
 
-mod common;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use atrium_workspace::client::{USER, get, send};
 use atrium_workspace::notes::MAX_NOTES_BYTES;
 use atrium_workspace::{Config, Workspace, serve};
-use common::{USER, get, send};
 use http::{Method, StatusCode};
 use tokio::sync::oneshot;
 

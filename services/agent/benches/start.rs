@@ -23,12 +23,6 @@ use atrium_agent::runtime::docker::DockerRuntime;
 use atrium_agent::testing::{TestAgent, new_session_id, session_spec, test_config};
 use atrium_proto::agent::v1 as pb;
 use atrium_workspace::{BinarySource, BuildOptions, build_image};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio_rustls::TlsConnector;
 
 const N: usize = 10;
 const POLL: Duration = Duration::from_millis(20);
@@ -67,81 +61,18 @@ impl Drop for Cleanup {
     }
 }
 
-/// Accepts the workspace's self-signed certificate, still checking handshake signatures.
-#[derive(Debug)]
-struct AnyCertificate(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
-    }
-}
-
-fn tls() -> TlsConnector {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = Arc::new(AnyCertificate(provider.signature_verification_algorithms));
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    TlsConnector::from(Arc::new(config))
-}
-
 /// One `GET /healthz` over HTTPS; true on a 200.
-async fn healthy_once(tls: &TlsConnector, addr: SocketAddr) -> bool {
-    let attempt = async {
-        let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
-        let name = ServerName::try_from("localhost").ok()?;
-        let mut stream = tls.connect(name, tcp).await.ok()?;
-        stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .await
-            .ok()?;
-        let mut head = [0u8; 12];
-        stream.read_exact(&mut head).await.ok()?;
-        Some(head.starts_with(b"HTTP/1.1 200"))
-    };
-    tokio::time::timeout(Duration::from_secs(2), attempt)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(false)
+async fn healthy_once(addr: SocketAddr) -> bool {
+    let probe = atrium_workspace::client::get(addr, "/healthz", None);
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), probe).await,
+        Ok(Ok(reply)) if reply.status == http::StatusCode::OK
+    )
 }
 
-async fn wait_healthy(tls: &TlsConnector, addr: SocketAddr) {
+async fn wait_healthy(addr: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !healthy_once(tls, addr).await {
+    while !healthy_once(addr).await {
         assert!(Instant::now() < deadline, "{addr} not healthy in 30s");
         tokio::time::sleep(POLL).await;
     }
@@ -216,7 +147,6 @@ async fn main() {
         .await
         .expect("start the agent");
     let mut client = agent.service().await.unwrap();
-    let tls = tls();
 
     let mut through_agent = Vec::with_capacity(N);
     let mut plain = Vec::with_capacity(N);
@@ -237,7 +167,7 @@ async fn main() {
         let addr: SocketAddr = format!("{}:{}", created.host, created.port)
             .parse()
             .unwrap();
-        wait_healthy(&tls, addr).await;
+        wait_healthy(addr).await;
         through_agent.push(start.elapsed());
         client
             .remove_session(pb::SessionRef { session_id })
@@ -248,7 +178,7 @@ async fn main() {
         let container = docker(&["run", "-d", "-p", "127.0.0.1::6901", "-e", "VNC_PW=x", &tag]);
         let port = docker(&["port", &container, "6901/tcp"]);
         let addr: SocketAddr = port.lines().next().unwrap().parse().unwrap();
-        wait_healthy(&tls, addr).await;
+        wait_healthy(addr).await;
         plain.push(start.elapsed());
         docker(&["rm", "-f", "-v", &container]);
     }

@@ -1,7 +1,6 @@
 //! What every scenario shares: starting a server, making users and clients, and asserting on
 //! gRPC outcomes.
 
-use std::fmt::Debug;
 use std::time::Duration;
 
 pub use atrium_identity::testing::Client;
@@ -10,11 +9,9 @@ use atrium_identity::totp;
 pub use atrium_proto::common::v1::PageRequest;
 pub use atrium_proto::identity::v1 as pb;
 use atrium_service_kit::auth::Credential;
-use atrium_service_kit::error::error_detail;
 pub use atrium_service_kit::testing::Backend;
 use sea_orm::{ConnectionTrait, Database, Statement};
 pub use tonic::Code;
-use tonic::{Response, Status};
 
 /// Generates `mod sqlite` and `mod postgres`, each with one `#[tokio::test]` per named scenario
 /// calling `super::<scenario>(backend)`.
@@ -257,48 +254,7 @@ pub fn update(user_id: &str) -> pb::UpdateUserRequest {
     }
 }
 
-/// What a unary call answers.
-pub type Reply<T> = Result<Response<T>, Status>;
-
-/// Assertions on the outcome of a unary call.
-pub trait Outcome<T> {
-    /// The successful response.
-    fn must(self) -> T;
-    /// The error, asserting its code.
-    fn fails(self, code: Code) -> Status;
-    /// InvalidArgument naming `field` in its error detail.
-    fn invalid(self, field: &str) -> Status;
-}
-
-impl<T: Debug> Outcome<T> for Result<Response<T>, Status> {
-    #[track_caller]
-    fn must(self) -> T {
-        match self {
-            Ok(response) => response.into_inner(),
-            Err(status) => panic!("call failed: {:?}: {}", status.code(), status.message()),
-        }
-    }
-
-    #[track_caller]
-    fn fails(self, code: Code) -> Status {
-        match self {
-            Ok(response) => panic!("expected {code:?}, got success: {:?}", response.get_ref()),
-            Err(status) => {
-                assert_eq!(status.code(), code, "{}", status.message());
-                status
-            }
-        }
-    }
-
-    #[track_caller]
-    fn invalid(self, field: &str) -> Status {
-        let status = self.fails(Code::InvalidArgument);
-        let detail = error_detail(&status).expect("InvalidArgument carries an ErrorDetail");
-        assert_eq!(detail.field, field, "{}", status.message());
-        assert_eq!(detail.reason, "invalid_field");
-        status
-    }
-}
+pub use atrium_service_kit::testing::{Outcome, Reply};
 
 /// The base32 TOTP secret's code `offset` steps from now.
 pub fn totp_code(secret_b32: &str, offset: i64) -> String {

@@ -1,19 +1,15 @@
 //! What every scenario shares: starting a server, making users, groups and clients, reading
 //! effective settings, and asserting on gRPC outcomes.
 
-use std::fmt::Debug;
-
 pub use atrium_policy::core::{ADMINISTRATORS_ID, ALL_USERS_ID};
 pub use atrium_policy::testing::Client;
 use atrium_policy::testing::TestPolicy;
 pub use atrium_proto::common::v1::PageRequest;
 pub use atrium_proto::policy::v1 as pb;
 pub use atrium_proto::policy::v1::setting_value::Kind;
-use atrium_service_kit::error::error_detail;
 pub use atrium_service_kit::testing::Backend;
 use sea_orm::{ConnectionTrait, Database, Statement};
 pub use tonic::Code;
-use tonic::{Response, Status};
 
 /// Generates `mod sqlite` and `mod postgres`, each with one `#[tokio::test]` per named scenario
 /// calling `super::<scenario>(backend)`.
@@ -363,45 +359,4 @@ pub fn stranger() -> String {
     uuid::Uuid::now_v7().hyphenated().to_string()
 }
 
-/// What a unary call answers.
-pub type Reply<T> = Result<Response<T>, Status>;
-
-/// Assertions on the outcome of a unary call.
-pub trait Outcome<T> {
-    /// The successful response.
-    fn must(self) -> T;
-    /// The error, asserting its code.
-    fn fails(self, code: Code) -> Status;
-    /// InvalidArgument naming `field` in its error detail.
-    fn invalid(self, field: &str) -> Status;
-}
-
-impl<T: Debug> Outcome<T> for Result<Response<T>, Status> {
-    #[track_caller]
-    fn must(self) -> T {
-        match self {
-            Ok(response) => response.into_inner(),
-            Err(status) => panic!("call failed: {:?}: {}", status.code(), status.message()),
-        }
-    }
-
-    #[track_caller]
-    fn fails(self, code: Code) -> Status {
-        match self {
-            Ok(response) => panic!("expected {code:?}, got success: {:?}", response.get_ref()),
-            Err(status) => {
-                assert_eq!(status.code(), code, "{}", status.message());
-                status
-            }
-        }
-    }
-
-    #[track_caller]
-    fn invalid(self, field: &str) -> Status {
-        let status = self.fails(Code::InvalidArgument);
-        let detail = error_detail(&status).expect("InvalidArgument carries an ErrorDetail");
-        assert_eq!(detail.field, field, "{}", status.message());
-        assert_eq!(detail.reason, "invalid_field");
-        status
-    }
-}
+pub use atrium_service_kit::testing::{Outcome, Reply};

@@ -1,6 +1,7 @@
-//! An HTTPS client for the scenarios (the same approach as images/workspace/tests/common):
-//! trusts any certificate (a session container's is self-signed and made at start), speaks
-//! HTTP/1.1, one request per connection.
+//! A client for workspace sessions: HTTPS that accepts the session's self-signed certificate
+//! (made when the container starts; the handshake's signatures are still checked), HTTP/1.1, one
+//! request per connection, basic auth as Kasm's images expect (`kasm_user:<VNC_PW>`). Tests,
+//! benchmarks and readiness probes use it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
