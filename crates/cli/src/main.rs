@@ -23,6 +23,10 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 use crate::output::Format;
 
+/// mimalloc: see "Allocator" in docs/BENCHMARKS.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();

@@ -13,6 +13,10 @@ struct Cli {
     config: ConfigArgs,
 }
 
+/// mimalloc: see "Allocator" in docs/BENCHMARKS.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

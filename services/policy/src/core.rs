@@ -1,12 +1,13 @@
 //! Shared state: the repository, the resolved-policy cache, and authorization.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
 
 use atrium_service_kit::auth::{Principal, Scope, permissions};
 use atrium_service_kit::{ApiError, ApiResult};
 
+use crate::cache::Cache;
 use crate::config::PolicyConfig;
 use crate::entity::group;
 use crate::repo::Repo;
@@ -40,86 +41,34 @@ impl UserPolicy {
     }
 }
 
-/// A cached resolution: the policy, when it was resolved, and the cache generation then.
-type CacheEntry = (Arc<UserPolicy>, Instant, u64);
-
-/// Resolved policies by user, dropped wholesale on any change made here and aged out after the
-/// TTL (for changes made through other replicas).
-struct Cache {
-    ttl: Duration,
-    entries: Mutex<HashMap<String, CacheEntry>>,
-    generation: std::sync::atomic::AtomicU64,
-}
-
 pub struct Core {
     pub repo: Repo,
     pub config: PolicyConfig,
-    cache: Cache,
+    pub cache: Cache<UserPolicy>,
 }
 
 pub type SharedCore = Arc<Core>;
 
 impl Core {
     pub fn new(repo: Repo, config: PolicyConfig) -> Self {
-        let ttl = Duration::from_millis(config.cache_ttl_ms);
+        let cache = Cache::new(Duration::from_millis(config.cache_ttl_ms));
         Self {
             repo,
             config,
-            cache: Cache {
-                ttl,
-                entries: Mutex::new(HashMap::new()),
-                generation: Default::default(),
-            },
+            cache,
         }
     }
 
     /// Forget every cached resolution: call after any write that can change one.
     pub fn invalidate(&self) {
-        self.cache
-            .generation
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.cache
-            .entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.cache.invalidate();
     }
 
     /// The user's resolved policy, from cache when fresh.
     pub async fn user_policy(&self, user_id: &str) -> ApiResult<Arc<UserPolicy>> {
-        let generation = self
-            .cache
-            .generation
-            .load(std::sync::atomic::Ordering::SeqCst);
-        if let Some((policy, at, gen_at)) = self
-            .cache
-            .entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(user_id)
-            && *gen_at == generation
-            && at.elapsed() < self.cache.ttl
-        {
-            return Ok(policy.clone());
-        }
-        let policy = Arc::new(self.resolve_uncached(user_id).await?);
-        let mut entries = self.cache.entries.lock().unwrap_or_else(|p| p.into_inner());
-        // A write that raced with this resolution bumped the generation: don't cache stale data.
-        if self
-            .cache
-            .generation
-            .load(std::sync::atomic::Ordering::SeqCst)
-            == generation
-        {
-            if entries.len() > 100_000 {
-                entries.clear();
-            }
-            entries.insert(
-                user_id.to_owned(),
-                (policy.clone(), Instant::now(), generation),
-            );
-        }
-        Ok(policy)
+        self.cache
+            .get(user_id, || self.resolve_uncached(user_id))
+            .await
     }
 
     /// Resolves from the database: the user's groups (All Users always), their settings and

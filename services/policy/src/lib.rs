@@ -5,6 +5,7 @@
 //! Users themselves (profiles, credentials) belong to identity; sessions to the session-manager.
 
 pub mod api;
+pub mod cache;
 pub mod config;
 mod convert;
 pub mod core;

@@ -111,12 +111,21 @@ impl TestPolicy {
     }
 
     pub async fn client(&self, credential: Option<Credential>) -> anyhow::Result<Client> {
-        let channel = Channel::from_shared(format!("http://{}", self.addr))?
+        Self::client_on(self.channel().await?, credential.as_ref())
+    }
+
+    /// A new HTTP/2 connection to the server.
+    pub async fn channel(&self) -> anyhow::Result<Channel> {
+        Ok(Channel::from_shared(format!("http://{}", self.addr))?
             .connect()
-            .await?;
+            .await?)
+    }
+
+    /// A client on an existing connection; clients on one channel multiplex their calls.
+    pub fn client_on(channel: Channel, credential: Option<&Credential>) -> anyhow::Result<Client> {
         Ok(PolicyServiceClient::with_interceptor(
             channel,
-            OutgoingInterceptor::new(credential.as_ref())?,
+            OutgoingInterceptor::new(credential)?,
         ))
     }
 

@@ -12,6 +12,7 @@ both_backends!(
     volume_mappings_are_combined,
     defaults_are_marked_as_defaults,
     changes_take_effect_at_once,
+    concurrent_callers_share_one_resolution,
 );
 
 async fn strongest_group_wins_and_is_explained(backend: Backend) {
@@ -319,4 +320,34 @@ async fn changes_take_effect_at_once(backend: Backend) {
         .list_zones(pb::ListZonesRequest {})
         .await
         .fails(crate::common::Code::PermissionDenied);
+}
+
+async fn concurrent_callers_share_one_resolution(backend: Backend) {
+    let env = Env::start_with(backend, |config| config.cache_ttl_ms = 60_000).await;
+    let (_, client) = env.user().await;
+    let group = env.group("Busy", 10).await;
+    env.set(&group.id, "max_kasms_per_user", Kind::IntValue(4))
+        .await;
+    // A write empties the cache; 50 callers then miss together.
+    let before = env.server.core.cache.resolutions();
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .resolve_effective_policy(pb::ResolveEffectivePolicyRequest::default())
+                    .await
+                    .must()
+            })
+        })
+        .collect();
+    for call in calls {
+        let policy = call.await.unwrap();
+        assert_eq!(
+            kind(&setting(&policy, "max_kasms_per_user").value),
+            Some(Kind::IntValue(5)),
+            "not a member: the default"
+        );
+    }
+    assert_eq!(env.server.core.cache.resolutions() - before, 1);
 }
