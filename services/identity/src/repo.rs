@@ -217,6 +217,8 @@ impl Repo {
                 Expr::col(user::Column::FailedLoginCount).add(1),
             )
             .filter(user::Column::Id.eq(id))
+            // A locked account's count stays where the lock left it.
+            .filter(user::Column::Locked.eq(false))
             .exec(&self.db)
             .await?;
         let mut newly_locked = false;

@@ -51,7 +51,26 @@ pub async fn login(core: &Core, req: pb::LoginRequest) -> ApiResult<pb::LoginRes
             json!({ "reason": reason }),
         )
     };
-    if row.realm != Realm::Local.as_str() {
+    // The password is checked before the account's state, so that only someone who knows it
+    // learns that the account is locked, disabled or signs in elsewhere; everyone else gets
+    // the same answer as for an unknown username, after the same work.
+    let verified = match row.password_hash.clone() {
+        Some(hash) => password::verify(req.password, hash).await?,
+        None => {
+            let _ = password::verify(req.password, core.dummy_hash.clone()).await?;
+            false
+        }
+    };
+    let local = row.realm == Realm::Local.as_str();
+    if !verified {
+        if row.locked || row.disabled || !local {
+            // Not counted: the account cannot sign in here anyway.
+            record(core, fail("bad_password")).await;
+            return Err(ApiError::Unauthenticated(BAD_CREDENTIALS.into()));
+        }
+        return Err(failed_attempt(core, &row, "bad_password", BAD_CREDENTIALS, false).await);
+    }
+    if !local {
         record(core, fail("not_local")).await;
         return Err(ApiError::Unauthenticated(format!(
             "this account signs in through {}",
@@ -66,13 +85,6 @@ pub async fn login(core: &Core, req: pb::LoginRequest) -> ApiResult<pb::LoginRes
         record(core, fail("disabled")).await;
         return Err(ApiError::Unauthenticated("account is disabled".into()));
     }
-    let verified = match row.password_hash.clone() {
-        Some(hash) => password::verify(req.password, hash).await?,
-        None => false,
-    };
-    if !verified {
-        return Err(failed_attempt(core, &row, "bad_password", BAD_CREDENTIALS).await);
-    }
     if let Some(sealed) = &row.totp_secret {
         if req.totp_code.trim().is_empty() {
             return Ok(pb::LoginResponse {
@@ -83,9 +95,14 @@ pub async fn login(core: &Core, req: pb::LoginRequest) -> ApiResult<pb::LoginRes
         let secret = core.secrets.open(sealed).map_err(ApiError::Internal)?;
         let Some(step) = totp::matching_step(&secret, &req.totp_code, Utc::now().timestamp())
         else {
-            return Err(
-                failed_attempt(core, &row, "bad_totp_code", "invalid two-factor code").await,
-            );
+            return Err(failed_attempt(
+                core,
+                &row,
+                "bad_totp_code",
+                "invalid two-factor code",
+                true,
+            )
+            .await);
         };
         if !core.repo.claim_totp_step(&row.id, step).await? {
             return Err(failed_attempt(
@@ -93,6 +110,7 @@ pub async fn login(core: &Core, req: pb::LoginRequest) -> ApiResult<pb::LoginRes
                 &row,
                 "reused_totp_code",
                 "this two-factor code was already used; wait for the next one",
+                true,
             )
             .await);
         }
@@ -110,7 +128,15 @@ pub async fn login(core: &Core, req: pb::LoginRequest) -> ApiResult<pb::LoginRes
 }
 
 /// Counts a failed attempt (locking the account at the threshold) and returns the error to send.
-async fn failed_attempt(core: &Core, row: &user::Model, reason: &str, message: &str) -> ApiError {
+/// `announce_lock` says so when this attempt locked the account: only once the caller has proven
+/// the password (a wrong second factor), so a lock does not reveal that a username exists.
+async fn failed_attempt(
+    core: &Core,
+    row: &user::Model,
+    reason: &str,
+    message: &str,
+    announce_lock: bool,
+) -> ApiError {
     let (count, newly_locked) = match core
         .repo
         .record_failed_login(&row.id, core.config.lockout_threshold)
@@ -140,7 +166,9 @@ async fn failed_attempt(core: &Core, row: &user::Model, reason: &str, message: &
             ),
         )
         .await;
-        return ApiError::Unauthenticated(format!("{message}; the account is now locked"));
+        if announce_lock {
+            return ApiError::Unauthenticated(format!("{message}; the account is now locked"));
+        }
     }
     ApiError::Unauthenticated(message.to_owned())
 }
@@ -389,6 +417,7 @@ pub async fn change_password(
             &row,
             "bad_old_password",
             "old_password: is not the current password",
+            true,
         )
         .await);
     }

@@ -11,6 +11,7 @@ both_backends!(
     logout_ends_the_session,
     logout_everywhere_ends_every_session,
     locked_disabled_and_sso_users_cannot_sign_in,
+    wrong_passwords_reveal_nothing_about_the_account,
 );
 
 async fn login_issues_working_tokens(backend: Backend) {
@@ -316,4 +317,58 @@ async fn locked_disabled_and_sso_users_cannot_sign_in(backend: Backend) {
     assert!(reasons[0].contains("not_local"));
     assert!(reasons[1].contains("disabled"));
     assert!(reasons[2].contains("locked"));
+}
+
+async fn wrong_passwords_reveal_nothing_about_the_account(backend: Backend) {
+    let env = Env::start(backend).await;
+    let unknown = env
+        .login("nobody", "wrong password!")
+        .await
+        .fails(Code::Unauthenticated);
+    let mut accounts = Vec::new();
+    for (name, change) in [
+        (
+            "locked",
+            pb::UpdateUserRequest {
+                locked: Some(true),
+                ..Default::default()
+            },
+        ),
+        (
+            "disabled",
+            pb::UpdateUserRequest {
+                disabled: Some(true),
+                ..Default::default()
+            },
+        ),
+        (
+            "sso",
+            pb::UpdateUserRequest {
+                realm: Some(pb::Realm::Oidc as i32),
+                ..Default::default()
+            },
+        ),
+    ] {
+        let user = env.create_user(name).await;
+        env.admin()
+            .update_user(pb::UpdateUserRequest {
+                user_id: user.id.clone(),
+                ..change
+            })
+            .await
+            .must();
+        accounts.push((name, user));
+    }
+    for (name, user) in &accounts {
+        let status = env
+            .login(name, "wrong password!")
+            .await
+            .fails(Code::Unauthenticated);
+        assert_eq!(status.message(), unknown.message(), "{name}");
+        // Not counted against an account that cannot sign in here anyway.
+        assert_eq!(env.get_user(&user.id).await.failed_login_count, 0, "{name}");
+        // With the right password, the caller learns why.
+        let status = env.login(name, PASSWORD).await.fails(Code::Unauthenticated);
+        assert_ne!(status.message(), unknown.message(), "{name}");
+    }
 }
