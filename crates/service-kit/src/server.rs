@@ -95,10 +95,150 @@ impl GrpcServer {
     }
 }
 
+/// How often services check the dependencies their health reports on (the database).
+pub const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Keeps `service`'s health (and the server's overall status, "") SERVING while `probe` answers
+/// within `interval`, and NOT_SERVING otherwise. The first check runs before this returns (so a
+/// server starts with a true status); then a task checks every `interval` until `shutdown`.
+/// Transitions are logged, once each.
+pub async fn watch_health<P, Fut>(
+    health: HealthReporter,
+    service: &'static str,
+    interval: Duration,
+    shutdown: Shutdown,
+    mut probe: P,
+) -> tokio::task::JoinHandle<()>
+where
+    P: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let mut last = None;
+    check_health(&health, service, interval, &mut probe, &mut last).await;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+            check_health(&health, service, interval, &mut probe, &mut last).await;
+        }
+    })
+}
+
+async fn check_health<P, Fut>(
+    health: &HealthReporter,
+    service: &'static str,
+    interval: Duration,
+    probe: &mut P,
+    last: &mut Option<bool>,
+) where
+    P: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    use tonic_health::ServingStatus;
+    let outcome = match tokio::time::timeout(interval, probe()).await {
+        Ok(result) => result,
+        Err(_) => Err(anyhow::anyhow!("no answer within {interval:?}")),
+    };
+    let healthy = outcome.is_ok();
+    if *last == Some(healthy) {
+        return;
+    }
+    match (&outcome, *last) {
+        (Err(e), _) => tracing::warn!(
+            service,
+            error = %format!("{e:#}"),
+            "dependency check failed: NOT_SERVING"
+        ),
+        (Ok(()), Some(false)) => tracing::info!(service, "dependency check passes again: SERVING"),
+        (Ok(()), _) => {}
+    }
+    let status = if healthy {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    health.set_service_status(service, status).await;
+    health.set_service_status("", status).await;
+    *last = Some(healthy);
+}
+
 fn request_span(request: &http::Request<()>) -> tracing::Span {
     let span = tracing::info_span!("grpc", method = %request.uri().path());
     if let Err(e) = span.set_parent(extract_context(request.headers())) {
         tracing::debug!(error = %e, "could not join the caller's trace");
     }
     span
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_server::Health;
+    use tonic_health::server::HealthService;
+
+    use super::*;
+
+    const UP: u8 = 0;
+    const DOWN: u8 = 1;
+    const HANGING: u8 = 2;
+
+    async fn status(service: &HealthService, name: &str) -> i32 {
+        service
+            .check(tonic::Request::new(HealthCheckRequest {
+                service: name.into(),
+            }))
+            .await
+            .map(|r| r.into_inner().status)
+            .unwrap_or(-1)
+    }
+
+    #[tokio::test]
+    async fn health_follows_the_probe() {
+        let (reporter, _) = tonic_health::server::health_reporter();
+        let service = HealthService::from_health_reporter(reporter.clone());
+        let state = Arc::new(AtomicU8::new(DOWN));
+        let interval = Duration::from_millis(40);
+        let shutdown = Shutdown::new();
+        let probe = {
+            let state = state.clone();
+            move || {
+                let state = state.clone();
+                async move {
+                    match state.load(Ordering::SeqCst) {
+                        UP => Ok(()),
+                        DOWN => Err(anyhow::anyhow!("refused")),
+                        _ => std::future::pending().await,
+                    }
+                }
+            }
+        };
+        let task = watch_health(reporter, "x.v1.X", interval, shutdown.clone(), probe).await;
+        let not_serving = ServingStatus::NotServing as i32;
+        // Checked before returning: down from the start, for the service and the server.
+        assert_eq!(status(&service, "x.v1.X").await, not_serving);
+        assert_eq!(status(&service, "").await, not_serving);
+
+        let settle = || tokio::time::sleep(interval * 4);
+        for (to, expected) in [
+            (UP, ServingStatus::Serving),
+            (HANGING, ServingStatus::NotServing),
+            (UP, ServingStatus::Serving),
+        ] {
+            state.store(to, Ordering::SeqCst);
+            settle().await;
+            assert_eq!(status(&service, "x.v1.X").await, expected as i32, "{to}");
+            assert_eq!(status(&service, "").await, expected as i32, "{to}");
+        }
+        shutdown.trigger();
+        tokio::time::timeout(Duration::from_secs(1), task)
+            .await
+            .expect("the watcher stops on shutdown")
+            .expect("the watcher does not panic");
+    }
 }

@@ -54,6 +54,30 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// PostgreSQL only: drops the database under whoever uses it (closing their connections),
+    /// to test what a service does when its database goes away.
+    pub async fn destroy(&self) -> anyhow::Result<()> {
+        let (base, name) = self
+            .url
+            .rsplit_once('/')
+            .context("a PostgreSQL test database URL")?;
+        anyhow::ensure!(
+            self._dir.is_none(),
+            "only PostgreSQL test databases can be destroyed"
+        );
+        let admin = Database::connect(format!("{base}/postgres").as_str())
+            .await
+            .context("connect to test PostgreSQL")?;
+        admin
+            .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .await
+            .context("drop test database")?;
+        admin.close().await.ok();
+        Ok(())
+    }
+}
+
 /// What a unary call answers.
 pub type Reply<T> = Result<tonic::Response<T>, tonic::Status>;
 

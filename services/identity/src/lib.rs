@@ -25,7 +25,7 @@ use anyhow::Context as _;
 use atrium_proto::identity::v1::CreateUserRequest;
 use atrium_proto::identity::v1::identity_service_server::IdentityServiceServer;
 use atrium_service_kit::auth::{AuthLayer, Authenticator, KeySet};
-use atrium_service_kit::server::GrpcServer;
+use atrium_service_kit::server::{GrpcServer, HEALTH_CHECK_INTERVAL, watch_health};
 use atrium_service_kit::{ApiError, Shutdown};
 use tokio::net::TcpListener;
 
@@ -143,10 +143,20 @@ impl Identity {
             .add_service(IdentityServiceServer::new(api::IdentityApi::new(
                 self.core.clone(),
             )));
-        let health = server.health();
-        health
-            .set_serving::<IdentityServiceServer<api::IdentityApi>>()
-            .await;
+        let health = watch_health(
+            server.health(),
+            SERVICE_NAME,
+            HEALTH_CHECK_INTERVAL,
+            shutdown.clone(),
+            {
+                let core = self.core.clone();
+                move || {
+                    let core = core.clone();
+                    async move { core.repo.ping().await }
+                }
+            },
+        )
+        .await;
         let reload = tokio::spawn(reload_keys(self.core.clone(), shutdown.clone()));
         let outbox = self.core.policy_link.clone().map(|policy| {
             let (repo, stop) = (self.core.repo.clone(), shutdown.clone());
@@ -156,6 +166,7 @@ impl Identity {
         let deadline = Duration::from_secs(self.core.config.shutdown_deadline_secs);
         let served = server.serve(listener, auth, shutdown, deadline).await;
         reload.abort();
+        health.abort();
         if let Some(task) = outbox {
             task.abort();
         }

@@ -22,7 +22,7 @@ use anyhow::Context as _;
 use atrium_proto::policy::v1::policy_service_server::PolicyServiceServer;
 use atrium_service_kit::auth::remote::{RemoteApiKeys, RemoteKeys, identity_client};
 use atrium_service_kit::auth::{AuthLayer, Authenticator, KeySet};
-use atrium_service_kit::server::GrpcServer;
+use atrium_service_kit::server::{GrpcServer, HEALTH_CHECK_INTERVAL, watch_health};
 use atrium_service_kit::{ApiError, Shutdown};
 use chrono::Utc;
 use tokio::net::TcpListener;
@@ -98,10 +98,20 @@ impl Policy {
             .add_service(PolicyServiceServer::new(api::PolicyApi::new(
                 self.core.clone(),
             )));
-        server
-            .health()
-            .set_serving::<PolicyServiceServer<api::PolicyApi>>()
-            .await;
+        let health = watch_health(
+            server.health(),
+            SERVICE_NAME,
+            HEALTH_CHECK_INTERVAL,
+            shutdown.clone(),
+            {
+                let core = self.core.clone();
+                move || {
+                    let core = core.clone();
+                    async move { core.repo.ping().await }
+                }
+            },
+        )
+        .await;
         let key_sync = self.remote_keys.clone().map(|remote| {
             let stop = shutdown.clone();
             tokio::spawn(async move { remote.run(Duration::from_secs(60), stop).await })
@@ -109,6 +119,7 @@ impl Policy {
         let auth = AuthLayer::new(self.authenticator, Vec::new());
         let deadline = Duration::from_secs(self.core.config.shutdown_deadline_secs);
         let served = server.serve(listener, auth, shutdown, deadline).await;
+        health.abort();
         if let Some(task) = key_sync {
             task.abort();
         }

@@ -55,6 +55,11 @@ pub struct Repo {
 }
 
 impl Repo {
+    /// Whether the database answers (the service's health check).
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        Ok(self.db.ping().await?)
+    }
+
     pub fn new(db: DatabaseConnection) -> Self {
         Self { db }
     }

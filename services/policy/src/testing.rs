@@ -83,6 +83,11 @@ impl TestPolicy {
         })
     }
 
+    /// The test database, for tests that take it away.
+    pub fn database(&self) -> &TestDatabase {
+        &self._db
+    }
+
     /// The test database's URL, for tests that check rows directly.
     pub fn database_url(&self) -> &str {
         &self.core.config.database_url

@@ -1,11 +1,40 @@
 //! Health and reflection, which anyone may call.
 
+use std::time::{Duration, Instant};
+
+use atrium_service_kit::server::HEALTH_CHECK_INTERVAL;
 use atrium_service_kit::testing::{health_status, reflected_services};
 use tonic_health::pb::health_check_response::ServingStatus;
 
 use crate::common::{Backend, Code, Env, both_backends};
 
 both_backends!(health_reports_serving, reflection_lists_the_service);
+
+/// The service reports NOT_SERVING once its database stops answering (a load balancer or
+/// Kubernetes readiness probe then sends calls elsewhere).
+#[tokio::test]
+async fn health_follows_the_database() {
+    let env = Env::start(Backend::Postgres).await;
+    let endpoint = env.server.endpoint();
+    let status = || health_status(&endpoint, atrium_policy::SERVICE_NAME);
+    assert_eq!(status().await.expect("health"), ServingStatus::Serving);
+    env.server
+        .database()
+        .destroy()
+        .await
+        .expect("drop the database");
+    let deadline = Instant::now() + HEALTH_CHECK_INTERVAL * 3;
+    loop {
+        let now = status().await.expect("health answers without a database");
+        if now == ServingStatus::NotServing {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {now:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let overall = health_status(&endpoint, "").await.expect("health");
+    assert_eq!(overall, ServingStatus::NotServing);
+}
 
 async fn health_reports_serving(backend: Backend) {
     let env = Env::start(backend).await;
