@@ -12,6 +12,7 @@ use crate::entity::{
     file_mapping, group, group_permission, group_setting, group_workspace, membership, sso_mapping,
     workspace, zone,
 };
+use crate::settings::{self, SettingType, Value};
 
 fn map_err(error: DbErr, what: &str) -> ApiError {
     match error.sql_err() {
@@ -281,7 +282,27 @@ impl Repo {
 
     // ---- settings ----------------------------------------------------------------------
 
-    pub async fn set_setting(&self, row: group_setting::Model) -> ApiResult<()> {
+    /// Sets (or replaces) a group's setting. `workspace`: the workspace the value names (an
+    /// image-typed setting), which must exist and is share-locked until the write commits, so
+    /// it cannot be deleted in between (see `delete_workspace`).
+    pub async fn set_setting(
+        &self,
+        row: group_setting::Model,
+        workspace: Option<&str>,
+    ) -> ApiResult<()> {
+        let txn = self.db.begin().await?;
+        if let Some(id) = workspace {
+            let found = workspace::Entity::find_by_id(id)
+                .lock_shared()
+                .one(&txn)
+                .await?;
+            if found.is_none() {
+                return Err(ApiError::invalid(
+                    row.name.clone(),
+                    format!("no such workspace {id}"),
+                ));
+            }
+        }
         group_setting::Entity::insert(row.into_active_model())
             .on_conflict(
                 OnConflict::columns([group_setting::Column::GroupId, group_setting::Column::Name])
@@ -291,8 +312,9 @@ impl Repo {
                     ])
                     .to_owned(),
             )
-            .exec_without_returning(&self.db)
+            .exec_without_returning(&txn)
             .await?;
+        txn.commit().await?;
         Ok(())
     }
 
@@ -360,6 +382,7 @@ impl Repo {
         assign_to: &[String],
     ) -> ApiResult<workspace::Model> {
         let txn = self.db.begin().await?;
+        hold_zone(&txn, row.zone_id.as_deref()).await?;
         workspace::Entity::insert(row.clone().into_active_model())
             .exec_without_returning(&txn)
             .await?;
@@ -384,12 +407,34 @@ impl Repo {
     }
 
     pub async fn replace_workspace(&self, row: workspace::Model) -> ApiResult<workspace::Model> {
-        let active = row.into_active_model().reset_all();
-        Ok(active.update(&self.db).await?)
+        let txn = self.db.begin().await?;
+        hold_zone(&txn, row.zone_id.as_deref()).await?;
+        let updated = row.into_active_model().reset_all().update(&txn).await?;
+        txn.commit().await?;
+        Ok(updated)
     }
 
+    /// Deletes a workspace with its group assignments, its file mappings and the settings that
+    /// name it (`default_image`), in one transaction.
     pub async fn delete_workspace(&self, id: &str) -> ApiResult<()> {
         let txn = self.db.begin().await?;
+        // Locked first: a setting being pointed at it holds a share lock (`set_setting`).
+        let found = workspace::Entity::find_by_id(id)
+            .lock_exclusive()
+            .one(&txn)
+            .await?;
+        if found.is_none() {
+            return Err(ApiError::not_found(format!("workspace {id}")));
+        }
+        let naming_it = settings::catalogue()
+            .iter()
+            .filter(|d| matches!(d.ty, SettingType::Image))
+            .map(|d| d.name);
+        group_setting::Entity::delete_many()
+            .filter(group_setting::Column::Name.is_in(naming_it))
+            .filter(group_setting::Column::Value.eq(Value::String(id.to_owned()).to_storage()))
+            .exec(&txn)
+            .await?;
         group_workspace::Entity::delete_many()
             .filter(group_workspace::Column::WorkspaceId.eq(id))
             .exec(&txn)
@@ -495,6 +540,16 @@ impl Repo {
 
     pub async fn delete_zone(&self, id: &str) -> ApiResult<()> {
         let txn = self.db.begin().await?;
+        // Locked first: a workspace being pointed at this zone right now holds a share lock on
+        // it (`hold_zone`), so either that write commits before this check sees it, or it waits
+        // and then finds the zone gone. (SQLite runs one transaction at a time anyway.)
+        let zone = zone::Entity::find_by_id(id)
+            .lock_exclusive()
+            .one(&txn)
+            .await?;
+        if zone.is_none() {
+            return Err(ApiError::not_found(format!("zone {id}")));
+        }
         let used = workspace::Entity::find()
             .filter(workspace::Column::ZoneId.eq(id))
             .one(&txn)
@@ -633,4 +688,18 @@ impl Repo {
         txn.commit().await?;
         Ok(())
     }
+}
+
+/// Within a workspace write: checks that the zone exists and share-locks it until the
+/// transaction ends, so the zone cannot be deleted under the workspace (see `delete_zone`).
+async fn hold_zone(txn: &sea_orm::DatabaseTransaction, zone_id: Option<&str>) -> ApiResult<()> {
+    let Some(zone_id) = zone_id else {
+        return Ok(());
+    };
+    zone::Entity::find_by_id(zone_id)
+        .lock_shared()
+        .one(txn)
+        .await?
+        .map(|_| ())
+        .ok_or_else(|| ApiError::invalid("workspace.zone_id", "no such zone"))
 }

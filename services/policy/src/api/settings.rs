@@ -89,7 +89,11 @@ pub async fn set(
         value: value.to_storage(),
         updated_at: Utc::now(),
     };
-    core.repo.set_setting(row.clone()).await?;
+    let workspace = match (&def.ty, &value) {
+        (SettingType::Image, Value::String(id)) if !id.is_empty() => Some(id.as_str()),
+        _ => None,
+    };
+    core.repo.set_setting(row.clone(), workspace).await?;
     core.invalidate();
     to_proto(&row)
 }

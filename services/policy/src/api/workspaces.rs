@@ -132,8 +132,7 @@ fn image_ref(raw: &str) -> ApiResult<String> {
 }
 
 /// Validates a workspace message into a row (id and timestamps supplied by the caller).
-async fn to_row(
-    core: &Core,
+fn to_row(
     w: &pb::Workspace,
     id: String,
     created_at: chrono::DateTime<Utc>,
@@ -193,15 +192,8 @@ async fn to_row(
     let zone_id = if w.zone_id.trim().is_empty() {
         None
     } else {
-        let id = convert::uuid("workspace.zone_id", &w.zone_id)?;
-        match core.repo.zone(&id).await {
-            Ok(_) => {}
-            Err(ApiError::NotFound(_)) => {
-                return Err(ApiError::invalid("workspace.zone_id", "no such zone"));
-            }
-            Err(e) => return Err(e),
-        }
-        Some(id)
+        // Checked (and held) by the write itself.
+        Some(convert::uuid("workspace.zone_id", &w.zone_id)?)
     };
     if w.categories.len() > 32 {
         return Err(ApiError::invalid(
@@ -309,12 +301,10 @@ pub async fn create(
         .workspace
         .ok_or_else(|| ApiError::invalid("workspace", "is required"))?;
     let row = to_row(
-        core,
         &w,
         uuid::Uuid::now_v7().hyphenated().to_string(),
         Utc::now(),
-    )
-    .await?;
+    )?;
     let join = req
         .assign_to_all_users
         .unwrap_or(core.config.new_workspaces_join_all_users);
@@ -363,7 +353,7 @@ pub async fn update(
         .repo
         .workspace(&convert::uuid("workspace.id", &w.id)?)
         .await?;
-    let row = to_row(core, &w, current.id.clone(), current.created_at).await?;
+    let row = to_row(&w, current.id.clone(), current.created_at)?;
     Ok(to_proto(&core.repo.replace_workspace(row).await?))
 }
 
@@ -377,6 +367,8 @@ pub async fn delete(
     core.repo
         .delete_workspace(&convert::uuid("workspace_id", &req.workspace_id)?)
         .await?;
+    // Settings naming it are gone.
+    core.invalidate();
     Ok(pb::DeleteWorkspaceResponse {})
 }
 

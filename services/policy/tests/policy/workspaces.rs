@@ -2,7 +2,7 @@
 //! deletion.
 
 use crate::common::{
-    ALL_USERS_ID, Backend, Code, Env, Outcome, both_backends, pb, stranger, workspace,
+    ALL_USERS_ID, Backend, Code, Env, Kind, Outcome, both_backends, pb, stranger, workspace,
 };
 
 both_backends!(
@@ -450,6 +450,20 @@ async fn update_replaces_and_delete_cleans_up(backend: Backend) {
         2
     );
     assert_eq!(env.count("file_mappings", "scope_id", &created.id).await, 1);
+    // A default_image must name a workspace that exists; this one does.
+    env.try_set(ALL_USERS_ID, "default_image", Kind::StringValue(stranger()))
+        .await
+        .invalid("default_image");
+    env.set(
+        ALL_USERS_ID,
+        "default_image",
+        Kind::StringValue(created.id.clone()),
+    )
+    .await;
+    assert_eq!(
+        env.value(&user, "default_image").await,
+        Some(Kind::StringValue(created.id.clone()))
+    );
 
     env.admin()
         .delete_workspace(pb::DeleteWorkspaceRequest {
@@ -470,6 +484,16 @@ async fn update_replaces_and_delete_cleans_up(backend: Backend) {
         0
     );
     assert_eq!(env.count("file_mappings", "scope_id", &created.id).await, 0);
+    // The setting that named it is gone, and so is its effect.
+    let left = env.group_settings(ALL_USERS_ID).await;
+    assert!(
+        !left.iter().any(|(name, _)| name == "default_image"),
+        "{left:?}"
+    );
+    assert_eq!(
+        env.value(&user, "default_image").await,
+        Some(Kind::StringValue(String::new()))
+    );
     env.admin()
         .delete_workspace(pb::DeleteWorkspaceRequest {
             workspace_id: created.id.clone(),

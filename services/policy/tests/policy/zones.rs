@@ -2,7 +2,75 @@
 
 use crate::common::{Backend, Code, Env, Outcome, both_backends, pb, stranger, workspace};
 
-both_backends!(zones_are_managed_and_protected_while_used);
+both_backends!(
+    zones_are_managed_and_protected_while_used,
+    a_zone_is_never_deleted_under_a_new_workspace,
+);
+
+/// Deleting a zone while workspaces are being pointed at it: each race ends with either the
+/// zone kept (and used) or the workspace refused, never a workspace in a zone that is gone.
+async fn a_zone_is_never_deleted_under_a_new_workspace(backend: Backend) {
+    let env = Env::start(backend).await;
+    let (mut deleted, mut refused) = (0, 0);
+    for round in 0..20 {
+        let zone = env
+            .admin()
+            .create_zone(pb::Zone {
+                name: format!("zone-{round}"),
+                ..Default::default()
+            })
+            .await
+            .must();
+        let mut pinned = workspace(&format!("kasmweb/race-{round}:1.0"));
+        pinned.zone_id = zone.id.clone();
+        let (mut a, mut b) = (env.admin(), env.admin());
+        let (created, removed) = tokio::join!(
+            a.create_workspace(pb::CreateWorkspaceRequest {
+                workspace: Some(pinned),
+                assign_to_all_users: None,
+            }),
+            b.delete_zone(pb::DeleteZoneRequest {
+                zone_id: zone.id.clone(),
+            }),
+        );
+        match (created, removed) {
+            (Ok(_), Err(status)) => {
+                assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+                refused += 1;
+            }
+            (Err(_), Ok(_)) => {
+                created_in_gone_zone_is_refused(&env, &zone.id).await;
+                deleted += 1;
+            }
+            (created, removed) => panic!("round {round}: {created:?} / {removed:?}"),
+        }
+        assert_eq!(
+            env.count("workspaces", "zone_id", &zone.id).await,
+            i64::from(removed_kept(&env, &zone.id).await),
+            "round {round}: workspaces in the zone"
+        );
+    }
+    assert_eq!(deleted + refused, 20);
+}
+
+/// A workspace refused because its zone went away says so on the field.
+async fn created_in_gone_zone_is_refused(env: &Env, zone_id: &str) {
+    let mut late = workspace("kasmweb/late:1.0");
+    late.zone_id = zone_id.into();
+    env.admin()
+        .create_workspace(pb::CreateWorkspaceRequest {
+            workspace: Some(late),
+            assign_to_all_users: None,
+        })
+        .await
+        .invalid("workspace.zone_id");
+}
+
+/// 1 if the zone still exists, else 0.
+async fn removed_kept(env: &Env, zone_id: &str) -> i32 {
+    let zones = env.admin().list_zones(pb::ListZonesRequest {}).await.must();
+    i32::from(zones.zones.iter().any(|z| z.id == zone_id))
+}
 
 async fn zones_are_managed_and_protected_while_used(backend: Backend) {
     let env = Env::start(backend).await;
