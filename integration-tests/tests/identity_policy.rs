@@ -61,7 +61,7 @@ impl Cluster {
         let policy = Policy::new(config).await.unwrap();
         let shutdown = Shutdown::new();
         let serving = shutdown.clone();
-        tokio::spawn(async move { policy.serve(policy_listener, serving).await });
+        tokio::spawn(async move { policy.serve(policy_listener, None, serving).await });
         Cluster {
             identity,
             policy_addr,

@@ -9,7 +9,7 @@ use atrium_agent::{Agent, AgentConfig};
 use atrium_identity::{Identity, IdentityConfig};
 use atrium_policy::{Policy, PolicyConfig};
 use atrium_service_kit::telemetry::{self, LogFormat};
-use atrium_service_kit::{Secret, Shutdown, server};
+use atrium_service_kit::{Secret, Shutdown, metrics, server};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, clap::Args)]
@@ -29,6 +29,10 @@ pub struct UpArgs {
     /// The agent's gRPC port.
     #[arg(long, default_value_t = 7004)]
     pub agent_port: u16,
+    /// Prometheus `/metrics` ports: identity on BASE+1, policy on BASE+2, the agent on BASE+4;
+    /// 0 for none.
+    #[arg(long, default_value_t = 9100)]
+    pub metrics_base_port: u16,
     /// The local Docker engine the agent runs session containers on.
     #[arg(
         long,
@@ -111,6 +115,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             args.policy_port
         )
     })?;
+    let metrics_addr = |offset: u16| {
+        (args.metrics_base_port != 0)
+            .then(|| args.metrics_base_port.checked_add(offset))
+            .flatten()
+            .map(|port| SocketAddr::new(host, port))
+    };
+    let metrics_hint = "(use --metrics-base-port, 0 for none)";
+    let identity_metrics = metrics::bind(metrics_addr(1)).await.context(metrics_hint)?;
+    let policy_metrics = metrics::bind(metrics_addr(2)).await.context(metrics_hint)?;
+    let agent_metrics = metrics::bind(metrics_addr(4)).await.context(metrics_hint)?;
 
     let identity_config = IdentityConfig {
         listen: identity_addr,
@@ -156,6 +170,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         "  agent     http://{agent_addr}   (Docker at {})",
         args.docker_host
     );
+    for (name, listener) in [
+        ("identity", &identity_metrics),
+        ("policy", &policy_metrics),
+        ("agent", &agent_metrics),
+    ] {
+        if let Some(addr) = listener.as_ref().and_then(|l| l.local_addr().ok()) {
+            println!("  metrics   http://{addr}/metrics   ({name})");
+        }
+    }
     println!("  data      {}", data_dir.display());
     println!();
     match identity.bootstrap_admin() {
@@ -187,9 +210,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     shutdown.on_signals();
     let (identity_done, policy_done, agent_done) = tokio::join!(
-        identity.serve(identity_listener, shutdown.clone()),
-        policy.serve(policy_listener, shutdown.clone()),
-        agent.serve(agent_listener, shutdown.clone()),
+        identity.serve(identity_listener, identity_metrics, shutdown.clone()),
+        policy.serve(policy_listener, policy_metrics, shutdown.clone()),
+        agent.serve(agent_listener, agent_metrics, shutdown.clone()),
     );
     identity_done.context("identity")?;
     policy_done.context("policy")?;

@@ -355,7 +355,7 @@ impl Cluster {
         let policy = Policy::new(config).await.unwrap();
         let shutdown = Shutdown::new();
         let serving = shutdown.clone();
-        tokio::spawn(async move { policy.serve(listener, serving).await });
+        tokio::spawn(async move { policy.serve(listener, None, serving).await });
         Cluster {
             identity,
             policy_addr,

@@ -11,7 +11,12 @@ use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use std::sync::Arc;
+
+use tower::ServiceBuilder;
+
 use crate::auth::AuthLayer;
+use crate::metrics::{self, Metrics};
 use crate::shutdown::Shutdown;
 use crate::telemetry::extract_context;
 
@@ -26,6 +31,7 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 pub struct GrpcServer {
     routes: RoutesBuilder,
     health: HealthReporter,
+    metrics: Metrics,
 }
 
 impl GrpcServer {
@@ -47,7 +53,11 @@ impl GrpcServer {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha);
-        Ok(Self { routes, health })
+        Ok(Self {
+            routes,
+            health,
+            metrics: Metrics::new(),
+        })
     }
 
     /// The health reporter: services mark themselves SERVING once their dependencies answer.
@@ -59,22 +69,40 @@ impl GrpcServer {
         &mut self.routes
     }
 
+    /// The metrics registry, for a service's own metrics (gRPC call metrics are built in).
+    pub fn metrics_mut(&mut self) -> &mut Metrics {
+        &mut self.metrics
+    }
+
     /// Serves until `shutdown` fires, then stops accepting, lets in-flight calls finish, and
-    /// gives up on them after `deadline`.
+    /// gives up on them after `deadline`. With `metrics`, serves `/metrics` there too.
     pub async fn serve(
         self,
         listener: TcpListener,
+        metrics: Option<TcpListener>,
         auth: AuthLayer,
         shutdown: Shutdown,
         deadline: Duration,
     ) -> anyhow::Result<()> {
+        let metrics_layer = self.metrics.layer();
+        let exporter = metrics.map(|listener| {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "metrics at http://{addr}/metrics");
+            }
+            tokio::spawn(metrics::serve(
+                listener,
+                Arc::new(self.metrics),
+                shutdown.clone(),
+            ))
+        });
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let health = self.health.clone();
         let stopping = shutdown.clone();
         let server = Server::builder()
             .trace_fn(request_span)
-            .layer(auth)
+            // Metrics outermost, so calls the auth layer refuses are counted too.
+            .layer(ServiceBuilder::new().layer(metrics_layer).layer(auth))
             .add_routes(self.routes.routes())
             .serve_with_incoming_shutdown(incoming, async move {
                 stopping.wait().await;
@@ -85,13 +113,17 @@ impl GrpcServer {
                     .await;
             });
         tokio::pin!(server);
-        tokio::select! {
+        let served = tokio::select! {
             result = &mut server => result.context("serve gRPC"),
             _ = async { shutdown.wait().await; tokio::time::sleep(deadline).await } => {
                 tracing::warn!(?deadline, "in-flight calls did not finish before the shutdown deadline");
                 Ok(())
             }
+        };
+        if let Some(task) = exporter {
+            task.abort();
         }
+        served
     }
 }
 

@@ -59,6 +59,8 @@ impl Default for HardeningConfig {
 pub struct AgentConfig {
     /// gRPC listen address.
     pub listen: SocketAddr,
+    /// HTTP address of `/metrics` (Prometheus text); unset for none.
+    pub metrics_listen: Option<SocketAddr>,
     pub log_format: LogFormat,
     /// This agent's identity in heartbeats and on container labels; the hostname when unset.
     pub agent_id: Option<String>,
@@ -93,6 +95,7 @@ impl Default for AgentConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7004)),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9104))),
             log_format: LogFormat::Pretty,
             agent_id: None,
             zone: "default".into(),

@@ -87,7 +87,12 @@ impl Agent {
     /// Serves until `shutdown` fires or a drain ends (which fires it). Heartbeats run alongside;
     /// after a drain the heartbeat is deleted, after a plain shutdown it is left to expire (a
     /// quick restart then looks like nothing happened).
-    pub async fn serve(self, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        metrics: Option<TcpListener>,
+        shutdown: Shutdown,
+    ) -> anyhow::Result<()> {
         let bound = listener.local_addr().context("read the bound address")?;
         self.core
             .set_address(self.core.config.advertised_address(bound));
@@ -110,7 +115,7 @@ impl Agent {
         let auth = AuthLayer::new(self.authenticator, Vec::new());
         let deadline = Duration::from_secs(self.core.config.shutdown_deadline_secs);
         let served = server
-            .serve(listener, auth, shutdown.clone(), deadline)
+            .serve(listener, metrics, auth, shutdown.clone(), deadline)
             .await;
         shutdown.trigger();
         if let Err(e) = heartbeats.await {

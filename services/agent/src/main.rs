@@ -3,7 +3,7 @@
 
 use atrium_agent::{Agent, AgentConfig};
 use atrium_service_kit::config::{self, ConfigArgs};
-use atrium_service_kit::{Shutdown, server, telemetry};
+use atrium_service_kit::{Shutdown, metrics, server, telemetry};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -27,10 +27,11 @@ async fn main() -> anyhow::Result<()> {
     }
     let _telemetry = telemetry::init("atrium-agent", config.log_format)?;
     let listener = server::bind(config.listen).await?;
+    let metrics = metrics::bind(config.metrics_listen).await?;
     let agent = Agent::new(config)?;
     let shutdown = Shutdown::new();
     on_signals(&agent, &shutdown)?;
-    agent.serve(listener, shutdown).await
+    agent.serve(listener, metrics, shutdown).await
 }
 
 /// SIGTERM (the orchestrator's "leave") starts a drain; SIGINT shuts down now.

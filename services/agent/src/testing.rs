@@ -70,7 +70,7 @@ impl TestAgent {
         let store = agent.heartbeats();
         let shutdown = Shutdown::new();
         let serving = shutdown.clone();
-        let task = tokio::spawn(async move { agent.serve(listener, serving).await });
+        let task = tokio::spawn(async move { agent.serve(listener, None, serving).await });
         Ok(Self {
             addr,
             core,

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 pub struct IdentityConfig {
     /// gRPC listen address.
     pub listen: SocketAddr,
+    /// HTTP address of `/metrics` (Prometheus text); unset for none.
+    pub metrics_listen: Option<SocketAddr>,
     /// `sqlite://path` or `postgres://…`.
     pub database_url: String,
     pub log_format: LogFormat,
@@ -42,6 +44,7 @@ impl Default for IdentityConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7001)),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9101))),
             database_url: "sqlite://.atrium/identity.db".into(),
             log_format: LogFormat::Pretty,
             issuer: "atrium".into(),

@@ -136,7 +136,12 @@ impl Identity {
     }
 
     /// Serves on `listener` until `shutdown` fires.
-    pub async fn serve(self, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        metrics: Option<TcpListener>,
+        shutdown: Shutdown,
+    ) -> anyhow::Result<()> {
         let mut server = GrpcServer::new()?;
         server
             .routes_mut()
@@ -164,7 +169,9 @@ impl Identity {
         });
         let auth = AuthLayer::new(self.authenticator, public_methods());
         let deadline = Duration::from_secs(self.core.config.shutdown_deadline_secs);
-        let served = server.serve(listener, auth, shutdown, deadline).await;
+        let served = server
+            .serve(listener, metrics, auth, shutdown, deadline)
+            .await;
         reload.abort();
         health.abort();
         if let Some(task) = outbox {

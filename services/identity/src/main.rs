@@ -2,7 +2,7 @@
 
 use atrium_identity::{Identity, IdentityConfig};
 use atrium_service_kit::config::{self, ConfigArgs};
-use atrium_service_kit::{Shutdown, server, telemetry};
+use atrium_service_kit::{Shutdown, metrics, server, telemetry};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -26,6 +26,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let _telemetry = telemetry::init("atrium-identity", config.log_format)?;
     let listener = server::bind(config.listen).await?;
+    let metrics = metrics::bind(config.metrics_listen).await?;
     let identity = Identity::new(config).await?;
     if let Some(admin) = identity.bootstrap_admin()
         && let Some(password) = &admin.generated_password
@@ -39,5 +40,5 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "identity serving");
     let shutdown = Shutdown::new();
     shutdown.on_signals();
-    identity.serve(listener, shutdown).await
+    identity.serve(listener, metrics, shutdown).await
 }

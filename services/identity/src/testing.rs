@@ -62,7 +62,7 @@ impl TestIdentity {
         let shutdown = Shutdown::new();
         let serving = shutdown.clone();
         tokio::spawn(async move {
-            if let Err(e) = identity.serve(listener, serving).await {
+            if let Err(e) = identity.serve(listener, None, serving).await {
                 tracing::error!(error = %format!("{e:#}"), "test identity server failed");
             }
         });

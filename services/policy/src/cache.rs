@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use atrium_service_kit::metrics::prometheus_client::metrics::counter::Counter;
+
 struct Entry<V> {
     value: Arc<V>,
     at: Instant,
@@ -31,7 +33,7 @@ pub struct Cache<V> {
     entries: Mutex<HashMap<String, Entry<V>>>,
     /// One gate per key being resolved after a miss: the single flight.
     gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    resolutions: AtomicU64,
+    resolutions: Counter,
 }
 
 /// What a lookup found.
@@ -52,7 +54,7 @@ impl<V> Cache<V> {
             generation: AtomicU64::new(0),
             entries: Mutex::new(HashMap::new()),
             gates: Mutex::new(HashMap::new()),
-            resolutions: AtomicU64::new(0),
+            resolutions: Counter::default(),
         }
     }
 
@@ -63,9 +65,14 @@ impl<V> Cache<V> {
         lock(&self.entries).clear();
     }
 
-    /// How many times `get` has run its resolver (for tests and diagnostics).
+    /// How many times `get` has run its resolver.
     pub fn resolutions(&self) -> u64 {
-        self.resolutions.load(Ordering::Relaxed)
+        self.resolutions.get()
+    }
+
+    /// The same count, as a metric to register.
+    pub fn resolutions_metric(&self) -> Counter {
+        self.resolutions.clone()
     }
 
     /// The cached value for `key`, or the one `resolve` produces, shared with every concurrent
@@ -136,7 +143,7 @@ impl<V> Cache<V> {
     {
         let generation = self.generation.load(Ordering::SeqCst);
         let at = Instant::now();
-        self.resolutions.fetch_add(1, Ordering::Relaxed);
+        self.resolutions.inc();
         let value = Arc::new(resolve().await?);
         let mut entries = lock(&self.entries);
         // A write that raced with this resolution bumped the generation: don't cache stale data.

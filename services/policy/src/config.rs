@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
     pub listen: SocketAddr,
+    /// HTTP address of `/metrics` (Prometheus text); unset for none.
+    pub metrics_listen: Option<SocketAddr>,
     /// `sqlite://path` or `postgres://…`.
     pub database_url: String,
     pub log_format: LogFormat,
@@ -31,6 +33,7 @@ impl Default for PolicyConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7002)),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9102))),
             database_url: "sqlite://.atrium/policy.db".into(),
             log_format: LogFormat::Pretty,
             identity_endpoint: "http://127.0.0.1:7001".into(),

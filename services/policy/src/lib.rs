@@ -91,13 +91,23 @@ impl Policy {
         self.core.clone()
     }
 
-    pub async fn serve(self, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        metrics: Option<TcpListener>,
+        shutdown: Shutdown,
+    ) -> anyhow::Result<()> {
         let mut server = GrpcServer::new()?;
         server
             .routes_mut()
             .add_service(PolicyServiceServer::new(api::PolicyApi::new(
                 self.core.clone(),
             )));
+        server.metrics_mut().registry_mut().register(
+            "policy_resolutions",
+            "Effective policies resolved from the database (cache misses and refreshes)",
+            self.core.cache.resolutions_metric(),
+        );
         let health = watch_health(
             server.health(),
             SERVICE_NAME,
@@ -118,7 +128,9 @@ impl Policy {
         });
         let auth = AuthLayer::new(self.authenticator, Vec::new());
         let deadline = Duration::from_secs(self.core.config.shutdown_deadline_secs);
-        let served = server.serve(listener, auth, shutdown, deadline).await;
+        let served = server
+            .serve(listener, metrics, auth, shutdown, deadline)
+            .await;
         health.abort();
         if let Some(task) = key_sync {
             task.abort();

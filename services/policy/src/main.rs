@@ -2,7 +2,7 @@
 
 use atrium_policy::{Policy, PolicyConfig};
 use atrium_service_kit::config::{self, ConfigArgs};
-use atrium_service_kit::{Shutdown, server, telemetry};
+use atrium_service_kit::{Shutdown, metrics, server, telemetry};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -26,9 +26,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let _telemetry = telemetry::init("atrium-policy", config.log_format)?;
     let listener = server::bind(config.listen).await?;
+    let metrics = metrics::bind(config.metrics_listen).await?;
     let policy = Policy::new(config).await?;
     tracing::info!(addr = %listener.local_addr()?, "policy serving");
     let shutdown = Shutdown::new();
     shutdown.on_signals();
-    policy.serve(listener, shutdown).await
+    policy.serve(listener, metrics, shutdown).await
 }

@@ -24,6 +24,8 @@ const KID: &str = "test-key";
 /// A running policy server. Stops when dropped.
 pub struct TestPolicy {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served.
+    pub metrics_addr: SocketAddr,
     pub core: crate::core::SharedCore,
     key: SigningKey,
     shutdown: Shutdown,
@@ -65,17 +67,21 @@ impl TestPolicy {
         }]);
         let listener = atrium_service_kit::server::bind(config.listen).await?;
         let addr = listener.local_addr()?;
+        let metrics =
+            atrium_service_kit::server::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let metrics_addr = metrics.local_addr()?;
         let policy = Policy::with_keys(config, keys).await?;
         let core = policy.core();
         let shutdown = Shutdown::new();
         let serving = shutdown.clone();
         tokio::spawn(async move {
-            if let Err(e) = policy.serve(listener, serving).await {
+            if let Err(e) = policy.serve(listener, Some(metrics), serving).await {
                 tracing::error!(error = %format!("{e:#}"), "test policy server failed");
             }
         });
         Ok(Self {
             addr,
+            metrics_addr,
             core,
             key,
             shutdown,

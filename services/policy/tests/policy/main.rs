@@ -15,6 +15,7 @@ mod file_mappings;
 mod groups;
 mod health;
 mod members;
+mod metrics;
 mod permissions;
 mod settings;
 mod sso;

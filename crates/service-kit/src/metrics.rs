@@ -1,0 +1,343 @@
+//! Prometheus metrics: every gRPC call a server handles (counted by service, method and status
+//! code; timed by service and method) and whatever a service registers of its own, served as text
+//! on an HTTP `/metrics`.
+//!
+//! Names follow the usual gRPC conventions, prefixed `atrium_`:
+//! - `atrium_grpc_server_handled_total{grpc_service, grpc_method, grpc_code}`
+//! - `atrium_grpc_server_handling_seconds{grpc_service, grpc_method}` (histogram, 100 µs … 13 s)
+//!
+//! A call's code is read from its `grpc-status` (headers or trailers); a call whose response
+//! body is dropped before it ends counts as `Cancelled`. Timing ends when the response is done.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tonic::body::Body;
+use tower::{Layer, Service};
+
+use crate::shutdown::Shutdown;
+
+/// For services' own metrics.
+pub use prometheus_client;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    grpc_service: String,
+    grpc_method: String,
+    grpc_code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    grpc_service: String,
+    grpc_method: String,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+}
+
+#[derive(Clone)]
+struct GrpcMetrics {
+    handled: Family<CallLabels, Counter>,
+    handling: Family<MethodLabels, Histogram, fn() -> Histogram>,
+}
+
+/// A service's metrics registry, with the gRPC call metrics registered.
+pub struct Metrics {
+    registry: Registry,
+    grpc: GrpcMetrics,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("atrium");
+        let grpc = GrpcMetrics {
+            handled: Family::default(),
+            handling: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+        };
+        registry.register(
+            "grpc_server_handled",
+            "gRPC calls completed, by method and status code",
+            grpc.handled.clone(),
+        );
+        registry.register(
+            "grpc_server_handling_seconds",
+            "Time from a gRPC call's arrival to the end of its response",
+            grpc.handling.clone(),
+        );
+        Self { registry, grpc }
+    }
+
+    /// Where a service registers its own metrics (under the `atrium_` prefix).
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    /// The tower layer that records every call.
+    pub fn layer(&self) -> MetricsLayer {
+        MetricsLayer {
+            grpc: self.grpc.clone(),
+        }
+    }
+
+    /// The Prometheus text exposition of everything registered.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// Binds the metrics port (when configured) so a taken port fails start-up at once.
+pub async fn bind(addr: Option<SocketAddr>) -> anyhow::Result<Option<TcpListener>> {
+    match addr {
+        None => Ok(None),
+        Some(addr) => TcpListener::bind(addr)
+            .await
+            .map(Some)
+            .with_context(|| format!("bind metrics_listen {addr}")),
+    }
+}
+
+/// Serves `GET /metrics` over HTTP/1.1 until `shutdown` fires; any other path is 404.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, shutdown: Shutdown) {
+    use hyper::server::conn::http1;
+    use hyper_util::rt::TokioIo;
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.wait() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let metrics = metrics.clone();
+        let service = hyper::service::service_fn(move |request: http::Request<_>| {
+            let metrics = metrics.clone();
+            async move { Ok::<_, std::convert::Infallible>(respond(&request, &metrics)) }
+        });
+        tokio::spawn(async move {
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(error = %e, "metrics connection ended");
+            }
+        });
+    }
+}
+
+fn respond<B>(request: &http::Request<B>, metrics: &Metrics) -> http::Response<String> {
+    let (status, content_type, body) = match (request.method(), request.uri().path()) {
+        (&http::Method::GET, "/metrics") => (
+            http::StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics.render(),
+        ),
+        (_, "/metrics") => (
+            http::StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "only GET\n".to_owned(),
+        ),
+        _ => (
+            http::StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "metrics are at /metrics\n".to_owned(),
+        ),
+    };
+    let mut response = http::Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+#[derive(Clone)]
+pub struct MetricsLayer {
+    grpc: GrpcMetrics,
+}
+
+impl<S> Layer<S> for MetricsLayer {
+    type Service = MetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MetricsService {
+            inner,
+            grpc: self.grpc.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct MetricsService<S> {
+    inner: S,
+    grpc: GrpcMetrics,
+}
+
+impl<S> Service<http::Request<Body>> for MetricsService<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let (grpc_service, grpc_method) = split_path(request.uri().path());
+        let recorder = Recorder {
+            grpc: self.grpc.clone(),
+            labels: MethodLabels {
+                grpc_service,
+                grpc_method,
+            },
+            start: Instant::now(),
+            code: None,
+            ended: false,
+        };
+        let call = self.inner.call(request);
+        Box::pin(async move {
+            let response = call.await?;
+            let mut recorder = recorder;
+            recorder.code = response.headers().get("grpc-status").map(code_name);
+            Ok(response.map(|inner| Body::new(Recorded { inner, recorder })))
+        })
+    }
+}
+
+/// `/pkg.Service/Method` → (`pkg.Service`, `Method`).
+fn split_path(path: &str) -> (String, String) {
+    let trimmed = path.trim_start_matches('/');
+    match trimmed.split_once('/') {
+        Some((service, method)) => (service.to_owned(), method.to_owned()),
+        None => (trimmed.to_owned(), String::new()),
+    }
+}
+
+/// Records one call when its response body is dropped (sent, or abandoned).
+struct Recorder {
+    grpc: GrpcMetrics,
+    labels: MethodLabels,
+    start: Instant,
+    code: Option<&'static str>,
+    ended: bool,
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        let code = match (self.code, self.ended) {
+            (Some(code), _) => code,
+            (None, true) => "Unknown",
+            (None, false) => "Cancelled",
+        };
+        self.grpc
+            .handling
+            .get_or_create(&self.labels)
+            .observe(self.start.elapsed().as_secs_f64());
+        let labels = CallLabels {
+            grpc_service: std::mem::take(&mut self.labels.grpc_service),
+            grpc_method: std::mem::take(&mut self.labels.grpc_method),
+            grpc_code: code,
+        };
+        self.grpc.handled.get_or_create(&labels).inc();
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct Recorded {
+        #[pin]
+        inner: Body,
+        recorder: Recorder,
+    }
+}
+
+impl HttpBody for Recorded {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(status) = frame.trailers_ref().and_then(|t| t.get("grpc-status")) {
+                    this.recorder.code = Some(code_name(status));
+                }
+            }
+            Poll::Ready(None) => this.recorder.ended = true,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn code_name(value: &http::HeaderValue) -> &'static str {
+    use tonic::Code;
+    let code = value
+        .to_str()
+        .ok()
+        .and_then(|s| s.parse::<i32>().ok())
+        .map_or(Code::Unknown, Code::from_i32);
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "Cancelled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
+    }
+}
