@@ -9,9 +9,10 @@
 //! A call's code is read from its `grpc-status` (headers or trailers); a call whose response
 //! body is dropped before it ends counts as `Cancelled`. Timing ends when the response is done.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -55,6 +56,70 @@ fn latency_histogram() -> Histogram {
 struct GrpcMetrics {
     handled: Family<CallLabels, Counter>,
     handling: Family<MethodLabels, Histogram, fn() -> Histogram>,
+    /// Each method's series, looked up by path without allocating once seen.
+    methods: Arc<RwLock<HashMap<Box<str>, Arc<MethodSeries>>>>,
+}
+
+/// One method's histogram and its counters by code (created on first use), shared with the
+/// families above.
+struct MethodSeries {
+    labels: MethodLabels,
+    handling: Histogram,
+    handled: [OnceLock<Counter>; 17],
+}
+
+/// More distinct paths than this (e.g. a scanner trying random ones) share one series.
+const MAX_METHODS: usize = 1000;
+
+impl GrpcMetrics {
+    fn series(&self, path: &str) -> Arc<MethodSeries> {
+        if let Some(series) = read(&self.methods).get(path) {
+            return series.clone();
+        }
+        let mut methods = write(&self.methods);
+        let key = if methods.len() >= MAX_METHODS {
+            "/other/other"
+        } else {
+            path
+        };
+        methods
+            .entry(key.into())
+            .or_insert_with(|| {
+                let (grpc_service, grpc_method) = split_path(key);
+                let labels = MethodLabels {
+                    grpc_service,
+                    grpc_method,
+                };
+                Arc::new(MethodSeries {
+                    handling: self.handling.get_or_create_owned(&labels),
+                    labels,
+                    handled: Default::default(),
+                })
+            })
+            .clone()
+    }
+
+    fn record(&self, series: &MethodSeries, code: tonic::Code, seconds: f64) {
+        series.handling.observe(seconds);
+        let index = (code as usize).min(series.handled.len() - 1);
+        series.handled[index]
+            .get_or_init(|| {
+                self.handled.get_or_create_owned(&CallLabels {
+                    grpc_service: series.labels.grpc_service.clone(),
+                    grpc_method: series.labels.grpc_method.clone(),
+                    grpc_code: code_name(code),
+                })
+            })
+            .inc();
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A service's metrics registry, with the gRPC call metrics registered.
@@ -75,6 +140,7 @@ impl Metrics {
         let grpc = GrpcMetrics {
             handled: Family::default(),
             handling: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            methods: Arc::default(),
         };
         registry.register(
             "grpc_server_handled",
@@ -216,13 +282,9 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let (grpc_service, grpc_method) = split_path(request.uri().path());
         let recorder = Recorder {
+            series: self.grpc.series(request.uri().path()),
             grpc: self.grpc.clone(),
-            labels: MethodLabels {
-                grpc_service,
-                grpc_method,
-            },
             start: Instant::now(),
             code: None,
             ended: false,
@@ -231,7 +293,7 @@ where
         Box::pin(async move {
             let response = call.await?;
             let mut recorder = recorder;
-            recorder.code = response.headers().get("grpc-status").map(code_name);
+            recorder.code = response.headers().get("grpc-status").map(code_of);
             Ok(response.map(|inner| Body::new(Recorded { inner, recorder })))
         })
     }
@@ -248,10 +310,10 @@ fn split_path(path: &str) -> (String, String) {
 
 /// Records one call when its response body is dropped (sent, or abandoned).
 struct Recorder {
+    series: Arc<MethodSeries>,
     grpc: GrpcMetrics,
-    labels: MethodLabels,
     start: Instant,
-    code: Option<&'static str>,
+    code: Option<tonic::Code>,
     ended: bool,
 }
 
@@ -259,19 +321,11 @@ impl Drop for Recorder {
     fn drop(&mut self) {
         let code = match (self.code, self.ended) {
             (Some(code), _) => code,
-            (None, true) => "Unknown",
-            (None, false) => "Cancelled",
+            (None, true) => tonic::Code::Unknown,
+            (None, false) => tonic::Code::Cancelled,
         };
         self.grpc
-            .handling
-            .get_or_create(&self.labels)
-            .observe(self.start.elapsed().as_secs_f64());
-        let labels = CallLabels {
-            grpc_service: std::mem::take(&mut self.labels.grpc_service),
-            grpc_method: std::mem::take(&mut self.labels.grpc_method),
-            grpc_code: code,
-        };
-        self.grpc.handled.get_or_create(&labels).inc();
+            .record(&self.series, code, self.start.elapsed().as_secs_f64());
     }
 }
 
@@ -296,7 +350,7 @@ impl HttpBody for Recorded {
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(status) = frame.trailers_ref().and_then(|t| t.get("grpc-status")) {
-                    this.recorder.code = Some(code_name(status));
+                    this.recorder.code = Some(code_of(status));
                 }
             }
             Poll::Ready(None) => this.recorder.ended = true,
@@ -314,13 +368,16 @@ impl HttpBody for Recorded {
     }
 }
 
-fn code_name(value: &http::HeaderValue) -> &'static str {
-    use tonic::Code;
-    let code = value
+fn code_of(value: &http::HeaderValue) -> tonic::Code {
+    value
         .to_str()
         .ok()
         .and_then(|s| s.parse::<i32>().ok())
-        .map_or(Code::Unknown, Code::from_i32);
+        .map_or(tonic::Code::Unknown, tonic::Code::from_i32)
+}
+
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
     match code {
         Code::Ok => "OK",
         Code::Cancelled => "Cancelled",
