@@ -32,9 +32,6 @@ use tower::{Layer, Service};
 
 use crate::shutdown::Shutdown;
 
-/// For services' own metrics.
-pub use prometheus_client;
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
     grpc_service: String,

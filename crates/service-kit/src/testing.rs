@@ -175,3 +175,31 @@ pub async fn reflected_services(endpoint: &str) -> anyhow::Result<Vec<String>> {
         other => anyhow::bail!("unexpected reflection answer: {other:?}"),
     }
 }
+
+/// `GET path` over HTTP/1.1 (for `/metrics`): the status code and the body.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .context("an HTTP response")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .context("an HTTP status line")?;
+    Ok((status, body.to_owned()))
+}
+
+/// In a Prometheus text exposition, the value of the sample whose name and labels are exactly
+/// `series` (e.g. `atrium_x_total{a="b"}`).
+pub fn metric_sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let (name, value) = line.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok()).flatten()
+    })
+}

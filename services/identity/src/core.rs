@@ -3,6 +3,10 @@
 
 use std::sync::Arc;
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
 use atrium_service_kit::auth::{ApiKeyPrincipal, ApiKeyResolver, Principal, Scope, UserPrincipal};
 use atrium_service_kit::{ApiError, ApiResult};
 use chrono::Utc;
@@ -25,6 +29,16 @@ pub struct Core {
     pub dummy_hash: String,
     /// The policy service, when configured.
     pub policy_link: Option<Arc<crate::policy_link::PolicyLink>>,
+    /// Login attempts by result and reason, for `/metrics`.
+    pub logins: Family<LoginLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LoginLabels {
+    /// `success` or `failure`.
+    pub result: String,
+    /// Why a login failed (the audit event's reason), empty on success.
+    pub reason: String,
 }
 
 pub type SharedCore = Arc<Core>;
@@ -175,6 +189,18 @@ pub fn event(
 /// Records an event outside any other write; failures are logged, not returned, so that a
 /// refused login stays refused for the right reason.
 pub async fn record(core: &Core, event: audit_event::Model) {
+    if let Some(result) = event.kind.strip_prefix("login.") {
+        let reason = serde_json::from_str::<serde_json::Value>(&event.detail)
+            .ok()
+            .and_then(|d| d.get("reason")?.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        core.logins
+            .get_or_create(&LoginLabels {
+                result: result.to_owned(),
+                reason,
+            })
+            .inc();
+    }
     if let Err(e) = Repo::record(core.repo.db(), event).await {
         tracing::error!(error = %e, "audit write failed");
     }

@@ -111,6 +111,7 @@ impl Identity {
             dummy_hash,
             config,
             policy_link: policy,
+            logins: Default::default(),
         });
         let mut authenticator = Authenticator::new(keys, &core.config.issuer)
             .with_api_keys(Arc::new(LocalApiKeys(core.clone())));
@@ -148,6 +149,11 @@ impl Identity {
             .add_service(IdentityServiceServer::new(api::IdentityApi::new(
                 self.core.clone(),
             )));
+        server.metrics_mut().registry_mut().register(
+            "identity_logins",
+            "Login attempts by result and, for failures, the reason",
+            self.core.logins.clone(),
+        );
         let health = watch_health(
             server.health(),
             SERVICE_NAME,

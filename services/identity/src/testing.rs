@@ -22,6 +22,8 @@ pub const SERVICE_TOKEN: &str = "service-token-for-tests";
 /// A running identity server. Stops when dropped.
 pub struct TestIdentity {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served.
+    pub metrics_addr: SocketAddr,
     pub config: IdentityConfig,
     pub authenticator: atrium_service_kit::auth::Authenticator,
     shutdown: Shutdown,
@@ -57,17 +59,21 @@ impl TestIdentity {
         tweak(&mut config);
         let listener = atrium_service_kit::server::bind(config.listen).await?;
         let addr = listener.local_addr()?;
+        let metrics =
+            atrium_service_kit::server::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let metrics_addr = metrics.local_addr()?;
         let identity = Identity::new(config.clone()).await?;
         let authenticator = identity.authenticator();
         let shutdown = Shutdown::new();
         let serving = shutdown.clone();
         tokio::spawn(async move {
-            if let Err(e) = identity.serve(listener, None, serving).await {
+            if let Err(e) = identity.serve(listener, Some(metrics), serving).await {
                 tracing::error!(error = %format!("{e:#}"), "test identity server failed");
             }
         });
         Ok(Self {
             addr,
+            metrics_addr,
             config,
             authenticator,
             shutdown,

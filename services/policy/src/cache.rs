@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use atrium_service_kit::metrics::prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::counter::Counter;
 
 struct Entry<V> {
     value: Arc<V>,

@@ -1,9 +1,9 @@
 //! Health and reflection, which anyone may call.
 
-use atrium_service_kit::testing::{health_status, reflected_services};
+use atrium_service_kit::testing::{health_status, http_get, metric_sample, reflected_services};
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use crate::common::{Backend, Code, Env, both_backends};
+use crate::common::{Backend, Code, Env, Outcome, PASSWORD, both_backends};
 
 both_backends!(health_reports_serving, reflection_lists_the_service);
 
@@ -35,4 +35,45 @@ async fn reflection_lists_the_service(backend: Backend) {
         names.contains(&"grpc.health.v1.Health".to_owned()),
         "{names:?}"
     );
+}
+
+/// `/metrics` counts logins by result and reason, and every call by method and code.
+#[tokio::test]
+async fn metrics_count_logins_and_calls() {
+    let env = Env::start(Backend::Sqlite).await;
+    env.create_user("bob").await;
+    env.login_ok("bob", PASSWORD).await;
+    for _ in 0..2 {
+        env.login("bob", "wrong password!")
+            .await
+            .fails(Code::Unauthenticated);
+    }
+    env.login("nobody", "wrong password!")
+        .await
+        .fails(Code::Unauthenticated);
+
+    let (status, text) = http_get(env.server.metrics_addr, "/metrics")
+        .await
+        .expect("metrics");
+    assert_eq!(status, 200);
+    let logins = |result: &str, reason: &str| {
+        let series =
+            format!("atrium_identity_logins_total{{result=\"{result}\",reason=\"{reason}\"}}");
+        metric_sample(&text, &series)
+    };
+    // The bootstrap admin's login (Env::start) and bob's.
+    assert_eq!(logins("success", ""), Some(2.0), "{text}");
+    assert_eq!(logins("failure", "bad_password"), Some(2.0), "{text}");
+    assert_eq!(logins("failure", "unknown_user"), Some(1.0), "{text}");
+    let login_calls = |code: &str| {
+        metric_sample(
+            &text,
+            &format!(
+                "atrium_grpc_server_handled_total{{grpc_service=\"{}\",grpc_method=\"Login\",grpc_code=\"{code}\"}}",
+                atrium_identity::SERVICE_NAME
+            ),
+        )
+    };
+    assert_eq!(login_calls("OK"), Some(2.0), "{text}");
+    assert_eq!(login_calls("Unauthenticated"), Some(3.0), "{text}");
 }
