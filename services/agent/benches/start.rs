@@ -93,6 +93,7 @@ fn idle_rss_kib() -> u64 {
     let mut child = Command::new(env!("CARGO_BIN_EXE_atrium-agent"))
         .env("ATRIUM_AGENT__SERVICE_TOKEN", "bench-token")
         .args(["--set", "listen=127.0.0.1:0"])
+        .args(["--set", "metrics_listen=127.0.0.1:0"])
         .args(["--set", "agent_id=bench-idle-rss"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -13,6 +13,7 @@ fn agent_command() -> Command {
             "redis://user:hunter2@127.0.0.1:1/",
         )
         .args(["--set", "listen=127.0.0.1:0"])
+        .args(["--set", "metrics_listen=127.0.0.1:0"])
         .args(["--set", "agent_id=binary-test"])
         // No engine: the agent runs unhealthy, and a drain cannot see its containers, so it
         // ends at the deadline.
