@@ -12,6 +12,7 @@ pub mod core;
 mod drain;
 pub mod error;
 pub mod heartbeat;
+pub mod metrics;
 pub mod runtime;
 pub mod sessions;
 pub mod spec;
@@ -104,10 +105,13 @@ impl Agent {
             )));
         let health = server.health();
         heartbeat::set_health(&health, ServingStatus::NotServing).await;
+        let metrics_of_agent = metrics::AgentMetrics::default();
+        metrics_of_agent.register(server.metrics_mut().registry_mut());
         let heartbeats = tokio::spawn(heartbeat::run(
             self.core.clone(),
             self.store.clone(),
             health,
+            metrics_of_agent,
             shutdown.clone(),
         ));
         let drain = tokio::spawn(drain::watch(self.core.clone(), shutdown.clone()));

@@ -28,6 +28,8 @@ pub const SERVICE_TOKEN: &str = "service-token-for-tests";
 /// A running agent. Shuts down when dropped.
 pub struct TestAgent {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served.
+    pub metrics_addr: SocketAddr,
     pub core: SharedCore,
     pub store: Arc<dyn HeartbeatStore>,
     shutdown: Shutdown,
@@ -65,14 +67,18 @@ impl TestAgent {
     ) -> anyhow::Result<Self> {
         let listener = atrium_service_kit::server::bind(config.listen).await?;
         let addr = listener.local_addr()?;
+        let metrics =
+            atrium_service_kit::server::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let metrics_addr = metrics.local_addr()?;
         let agent = Agent::with_parts(config, runtime, store)?;
         let core = agent.core();
         let store = agent.heartbeats();
         let shutdown = Shutdown::new();
         let serving = shutdown.clone();
-        let task = tokio::spawn(async move { agent.serve(listener, None, serving).await });
+        let task = tokio::spawn(async move { agent.serve(listener, Some(metrics), serving).await });
         Ok(Self {
             addr,
+            metrics_addr,
             core,
             store,
             shutdown,

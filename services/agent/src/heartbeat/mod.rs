@@ -17,6 +17,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::core::{AgentState, AgentStatus, SharedCore};
+use crate::metrics::AgentMetrics;
 
 pub use self::memory::MemoryHeartbeats;
 pub use self::redis::RedisHeartbeats;
@@ -56,6 +57,7 @@ pub async fn run(
     core: SharedCore,
     store: Arc<dyn HeartbeatStore>,
     health: HealthReporter,
+    metrics: AgentMetrics,
     shutdown: Shutdown,
 ) {
     let interval = Duration::from_secs(core.config.heartbeat_interval_secs);
@@ -69,6 +71,7 @@ pub async fn run(
             _ = shutdown.wait() => return,
         }
         let status = core.status().await;
+        metrics.observe(&status);
         let healthy = status.state != AgentState::Unhealthy;
         if was_healthy != Some(healthy) {
             let serving = if healthy {
@@ -88,10 +91,11 @@ pub async fn run(
             }
             Ok(()) => {}
             Err(e) if !store_failing => {
+                metrics.heartbeat_failed();
                 tracing::warn!(error = %e, "heartbeat write failed");
                 store_failing = true;
             }
-            Err(_) => {}
+            Err(_) => metrics.heartbeat_failed(),
         }
     }
 }

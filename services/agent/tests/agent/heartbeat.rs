@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use atrium_agent::core::{AgentState, AgentStatus, Resources};
 use atrium_agent::heartbeat::{self, HeartbeatStore, MemoryHeartbeats, RedisHeartbeats};
+use atrium_service_kit::testing::{http_get, metric_sample};
 use tonic_health::pb::health_check_response::ServingStatus;
 
 use crate::common::*;
@@ -205,11 +206,33 @@ async fn an_unreachable_engine_makes_the_agent_unhealthy_and_not_serving() {
         .get_status(pb::GetStatusRequest {})
         .await);
     assert_eq!(status.state, "unhealthy");
+    assert_eq!(state_metric(&agent, "unhealthy").await, Some(1.0));
+    assert_eq!(state_metric(&agent, "active").await, Some(0.0));
     runtime.set_available(true);
     eventually(Duration::from_secs(5), "SERVING again", || async {
         (health(&agent).await == ServingStatus::Serving).then_some(())
     })
     .await;
+    eventually(
+        Duration::from_secs(5),
+        "the metric back to active",
+        || async { (state_metric(&agent, "active").await == Some(1.0)).then_some(()) },
+    )
+    .await;
+    let (_, text) = http_get(agent.metrics_addr, "/metrics").await.unwrap();
+    let capacity = metric_sample(&text, "atrium_agent_cores_capacity").expect("capacity");
+    assert!(capacity > 0.0, "{text}");
+    assert_eq!(
+        metric_sample(&text, "atrium_agent_sessions"),
+        Some(0.0),
+        "{text}"
+    );
+}
+
+/// `atrium_agent_state{state}` from the agent's `/metrics`.
+async fn state_metric(agent: &TestAgent, state: &str) -> Option<f64> {
+    let (_, text) = http_get(agent.metrics_addr, "/metrics").await.ok()?;
+    metric_sample(&text, &format!("atrium_agent_state{{state=\"{state}\"}}"))
 }
 
 #[tokio::test]
