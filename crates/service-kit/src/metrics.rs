@@ -1,4 +1,4 @@
-//! Prometheus metrics: every gRPC call a server handles (counted by service, method and status
+//! Prometheus metrics (OpenMetrics text): every gRPC call a server handles (counted by service, method and status
 //! code; timed by service and method) and whatever a service registers of its own, served as text
 //! on an HTTP `/metrics`.
 //!
@@ -164,7 +164,7 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition of everything registered.
+    /// The OpenMetrics text exposition of everything registered (Prometheus reads it).
     pub fn render(&self) -> String {
         let mut text = String::new();
         // Writing into a String cannot fail.
@@ -184,10 +184,22 @@ pub async fn bind(addr: Option<SocketAddr>) -> anyhow::Result<Option<TcpListener
     }
 }
 
+/// How long a client may take to send its request headers.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves `GET /metrics` over HTTP/1.1 until `shutdown` fires; any other path is 404.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, shutdown: Shutdown) {
+    serve_with(listener, metrics, shutdown, HEADER_TIMEOUT).await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    shutdown: Shutdown,
+    header_timeout: std::time::Duration,
+) {
     use hyper::server::conn::http1;
-    use hyper_util::rt::TokioIo;
+    use hyper_util::rt::{TokioIo, TokioTimer};
     loop {
         let stream = tokio::select! {
             _ = shutdown.wait() => return,
@@ -206,7 +218,10 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, shutdown: Shutd
             async move { Ok::<_, std::convert::Infallible>(respond(&request, &metrics)) }
         });
         tokio::spawn(async move {
+            // A client that never finishes its request headers is dropped.
             if let Err(e) = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
@@ -220,7 +235,7 @@ fn respond<B>(request: &http::Request<B>, metrics: &Metrics) -> http::Response<S
     let (status, content_type, body) = match (request.method(), request.uri().path()) {
         (&http::Method::GET, "/metrics") => (
             http::StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
             metrics.render(),
         ),
         (_, "/metrics") => (
@@ -393,5 +408,55 @@ fn code_name(code: tonic::Code) -> &'static str {
         Code::Unavailable => "Unavailable",
         Code::DataLoss => "DataLoss",
         Code::Unauthenticated => "Unauthenticated",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    async fn start(header_timeout: Duration) -> (SocketAddr, Shutdown) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = Shutdown::new();
+        let metrics = Arc::new(Metrics::new());
+        tokio::spawn(serve_with(
+            listener,
+            metrics,
+            shutdown.clone(),
+            header_timeout,
+        ));
+        (addr, shutdown)
+    }
+
+    #[tokio::test]
+    async fn serves_the_exposition_and_404_elsewhere() {
+        let (addr, shutdown) = start(HEADER_TIMEOUT).await;
+        let (status, body) = crate::testing::http_get(addr, "/metrics").await.unwrap();
+        assert_eq!(status, 200);
+        // OpenMetrics text; families without samples yet print nothing.
+        assert!(body.trim_end().ends_with("# EOF"), "{body:?}");
+        let (status, _) = crate::testing::http_get(addr, "/other").await.unwrap();
+        assert_eq!(status, 404);
+        shutdown.trigger();
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_finishes_its_headers_is_dropped() {
+        let (addr, shutdown) = start(Duration::from_millis(200)).await;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "the connection is still open after 3 s");
+        shutdown.trigger();
     }
 }

@@ -195,7 +195,7 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> anyhow::Result<
     Ok((status, body.to_owned()))
 }
 
-/// In a Prometheus text exposition, the value of the sample whose name and labels are exactly
+/// In an OpenMetrics (Prometheus) text exposition, the value of the sample whose name and labels are exactly
 /// `series` (e.g. `atrium_x_total{a="b"}`).
 pub fn metric_sample(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|line| {

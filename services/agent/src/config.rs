@@ -59,7 +59,7 @@ impl Default for HardeningConfig {
 pub struct AgentConfig {
     /// gRPC listen address.
     pub listen: SocketAddr,
-    /// HTTP address of `/metrics` (Prometheus text); unset for none.
+    /// HTTP address of `/metrics` (OpenMetrics text, for Prometheus); unset for none.
     pub metrics_listen: Option<SocketAddr>,
     pub log_format: LogFormat,
     /// This agent's identity in heartbeats and on container labels; the hostname when unset.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 pub struct IdentityConfig {
     /// gRPC listen address.
     pub listen: SocketAddr,
-    /// HTTP address of `/metrics` (Prometheus text); unset for none.
+    /// HTTP address of `/metrics` (OpenMetrics text, for Prometheus); unset for none.
     pub metrics_listen: Option<SocketAddr>,
     /// `sqlite://path` or `postgres://…`.
     pub database_url: String,

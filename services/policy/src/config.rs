@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
     pub listen: SocketAddr,
-    /// HTTP address of `/metrics` (Prometheus text); unset for none.
+    /// HTTP address of `/metrics` (OpenMetrics text, for Prometheus); unset for none.
     pub metrics_listen: Option<SocketAddr>,
     /// `sqlite://path` or `postgres://…`.
     pub database_url: String,
