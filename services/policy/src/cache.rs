@@ -9,7 +9,9 @@
 //!   resolves it again while every other caller keeps being served the entry, which is still
 //!   within its TTL. An active user's entry is so replaced before it expires, and nobody waits.
 //!
-//! No entry is ever served past its TTL or across a local write (the generation check).
+//! No entry is ever served past its TTL or across a local write (the generation check), not
+//! even when a refresh fails. When a resolution fails, the callers that were waiting for it fail
+//! with it at once instead of each trying again in turn.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -31,9 +33,45 @@ pub struct Cache<V> {
     ttl: Duration,
     generation: AtomicU64,
     entries: Mutex<HashMap<String, Entry<V>>>,
-    /// One gate per key being resolved after a miss: the single flight.
-    gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// One gate per key being resolved after a miss: the single flight. It holds the last
+    /// attempt's outcome for the callers that waited on it.
+    gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Attempt<V>>>>>>,
     resolutions: Counter,
+}
+
+/// How the last resolution behind a gate ended, and when.
+enum Attempt<V> {
+    Resolved {
+        value: Arc<V>,
+        at: Instant,
+        generation: u64,
+    },
+    Failed {
+        at: Instant,
+    },
+}
+
+/// What callers get when the resolution they waited for failed (its caller got the error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResolutionFailed;
+
+impl std::fmt::Display for ResolutionFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("resolving the policy failed; try again")
+    }
+}
+
+impl From<ResolutionFailed> for atrium_service_kit::ApiError {
+    fn from(failed: ResolutionFailed) -> Self {
+        Self::Unavailable(failed.to_string())
+    }
+}
+
+#[cfg(test)]
+impl From<ResolutionFailed> for String {
+    fn from(failed: ResolutionFailed) -> Self {
+        failed.to_string()
+    }
 }
 
 /// What a lookup found.
@@ -76,36 +114,61 @@ impl<V> Cache<V> {
     }
 
     /// The cached value for `key`, or the one `resolve` produces, shared with every concurrent
-    /// caller for the same key.
+    /// caller for the same key. Callers that waited for a resolution that failed get
+    /// `E::from(ResolutionFailed)` at once rather than each trying again in turn.
     pub async fn get<E, F, Fut>(&self, key: &str, resolve: F) -> Result<Arc<V>, E>
     where
+        E: From<ResolutionFailed>,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
         match self.lookup(key, true) {
             Lookup::Fresh(value) => return Ok(value),
             Lookup::Refresh(current) => {
-                return match self.resolve_and_store(key, resolve).await {
+                let (result, _) = self.resolve_and_store(key, resolve).await;
+                return match result {
                     Ok(value) => Ok(value),
-                    Err(_) => {
-                        // The current entry is still within its TTL: serve it and let a later
-                        // caller try the refresh again.
-                        if let Some(entry) = lock(&self.entries).get_mut(key) {
-                            entry.refreshing = false;
-                        }
-                        Ok(current)
-                    }
+                    // The current entry, if it is still valid (same generation, within its
+                    // TTL), is served, and a later caller tries the refresh again.
+                    Err(e) => self.still_valid(key, &current).ok_or(e),
                 };
             }
             Lookup::Miss => {}
         }
+        let arrived = Instant::now();
         let gate = lock(&self.gates).entry(key.to_owned()).or_default().clone();
         let result = {
-            let _turn = gate.lock().await;
-            // Whoever held the gate before may have resolved it already.
+            let mut turn = gate.lock().await;
             match self.lookup(key, false) {
                 Lookup::Fresh(value) | Lookup::Refresh(value) => Ok(value),
-                Lookup::Miss => self.resolve_and_store(key, resolve).await,
+                // An attempt that finished while this caller waited answers it too.
+                Lookup::Miss => match &*turn {
+                    Some(Attempt::Failed { at }) if *at >= arrived => {
+                        Err(E::from(ResolutionFailed))
+                    }
+                    Some(Attempt::Resolved {
+                        value,
+                        at,
+                        generation,
+                    }) if *at >= arrived
+                        && *generation == self.generation.load(Ordering::SeqCst) =>
+                    {
+                        Ok(value.clone())
+                    }
+                    _ => {
+                        let (result, generation) = self.resolve_and_store(key, resolve).await;
+                        let at = Instant::now();
+                        *turn = Some(match &result {
+                            Ok(value) => Attempt::Resolved {
+                                value: value.clone(),
+                                at,
+                                generation,
+                            },
+                            Err(_) => Attempt::Failed { at },
+                        });
+                        result
+                    }
+                },
             }
         };
         let mut gates = lock(&self.gates);
@@ -117,6 +180,19 @@ impl<V> Cache<V> {
             gates.remove(key);
         }
         result
+    }
+
+    /// `current` if it is still the entry for `key`, of this generation and within its TTL;
+    /// clears its refreshing mark so that a later caller refreshes it.
+    fn still_valid(&self, key: &str, current: &Arc<V>) -> Option<Arc<V>> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let mut entries = lock(&self.entries);
+        let entry = entries.get_mut(key)?;
+        entry.refreshing = false;
+        (Arc::ptr_eq(&entry.value, current)
+            && entry.generation == generation
+            && entry.at.elapsed() < self.ttl)
+            .then(|| current.clone())
     }
 
     fn lookup(&self, key: &str, may_refresh: bool) -> Lookup<V> {
@@ -136,7 +212,9 @@ impl<V> Cache<V> {
         Lookup::Fresh(entry.value.clone())
     }
 
-    async fn resolve_and_store<E, F, Fut>(&self, key: &str, resolve: F) -> Result<Arc<V>, E>
+    /// Resolves and caches (unless a write raced with it); also returns the generation the
+    /// resolution started in.
+    async fn resolve_and_store<E, F, Fut>(&self, key: &str, resolve: F) -> (Result<Arc<V>, E>, u64)
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
@@ -144,7 +222,10 @@ impl<V> Cache<V> {
         let generation = self.generation.load(Ordering::SeqCst);
         let at = Instant::now();
         self.resolutions.inc();
-        let value = Arc::new(resolve().await?);
+        let value = match resolve().await {
+            Ok(value) => Arc::new(value),
+            Err(e) => return (Err(e), generation),
+        };
         let mut entries = lock(&self.entries);
         // A write that raced with this resolution bumped the generation: don't cache stale data.
         if self.generation.load(Ordering::SeqCst) == generation {
@@ -161,7 +242,7 @@ impl<V> Cache<V> {
                 },
             );
         }
-        Ok(value)
+        (Ok(value), generation)
     }
 }
 
@@ -323,5 +404,100 @@ mod tests {
             *cache.get("u", || slow(Duration::ZERO, 4)).await.unwrap(),
             4
         );
+    }
+
+    async fn failing(delay: Duration) -> Result<u32, String> {
+        tokio::time::sleep(delay).await;
+        Err("down".to_owned())
+    }
+
+    #[tokio::test]
+    async fn a_failed_refresh_never_serves_an_entry_past_its_ttl_or_a_write() {
+        let ttl = Duration::from_millis(200);
+        let cache = Cache::new(ttl);
+        cache.get("u", || slow(Duration::ZERO, 1)).await.unwrap();
+        tokio::time::sleep(ttl / 4 * 3 + Duration::from_millis(10)).await;
+        // The refresh fails after the entry's TTL has run out: an error, not the old value.
+        let late = cache.get("u", || failing(Duration::from_millis(100))).await;
+        assert_eq!(late, Err("down".to_owned()));
+
+        let cache = Arc::new(Cache::new(ttl));
+        cache.get("u", || slow(Duration::ZERO, 1)).await.unwrap();
+        tokio::time::sleep(ttl / 4 * 3 + Duration::from_millis(10)).await;
+        let refresh = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache
+                    .get("u", || failing(Duration::from_millis(20)))
+                    .await
+                    .map(|v| *v)
+            })
+        };
+        // A write lands while the refresh runs: the old value is not served either.
+        cache.invalidate();
+        assert_eq!(refresh.await.unwrap(), Err("down".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn callers_waiting_on_a_failed_resolution_fail_with_it_at_once() {
+        let cache = Arc::new(Cache::<u32>::new(Duration::from_secs(60)));
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let cache = cache.clone();
+                tokio::spawn(async move {
+                    cache
+                        .get("u", || failing(Duration::from_millis(100)))
+                        .await
+                        .map(|v| *v)
+                })
+            })
+            .collect();
+        let mut errors = Vec::new();
+        for task in tasks {
+            errors.push(task.await.unwrap().unwrap_err());
+        }
+        // One attempt, not twenty in a row.
+        assert_eq!(cache.resolutions(), 1);
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(errors.iter().filter(|e| *e == "down").count(), 1);
+        assert!(
+            errors
+                .iter()
+                .all(|e| e == "down" || e.contains("try again")),
+            "{errors:?}"
+        );
+        // The next caller, arriving after the failure, tries again.
+        assert_eq!(
+            *cache.get("u", || slow(Duration::ZERO, 5)).await.unwrap(),
+            5
+        );
+    }
+
+    #[tokio::test]
+    async fn with_no_ttl_concurrent_callers_still_share_one_resolution() {
+        let cache = Arc::new(Cache::new(Duration::ZERO));
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let cache = cache.clone();
+                tokio::spawn(async move {
+                    *cache
+                        .get("u", || slow(Duration::from_millis(50), 1))
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), 1);
+        }
+        assert_eq!(cache.resolutions(), 1);
+        // Nothing is cached: the next caller resolves again.
+        cache.get("u", || slow(Duration::ZERO, 2)).await.unwrap();
+        assert_eq!(cache.resolutions(), 2);
     }
 }
