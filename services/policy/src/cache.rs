@@ -35,9 +35,12 @@ pub struct Cache<V> {
     entries: Mutex<HashMap<String, Entry<V>>>,
     /// One gate per key being resolved after a miss: the single flight. It holds the last
     /// attempt's outcome for the callers that waited on it.
-    gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Attempt<V>>>>>>,
+    gates: Mutex<HashMap<String, Gate<V>>>,
     resolutions: Counter,
 }
+
+/// Where callers for one key queue after a miss.
+type Gate<V> = Arc<tokio::sync::Mutex<Option<Attempt<V>>>>;
 
 /// How the last resolution behind a gate ended, and when.
 enum Attempt<V> {
