@@ -65,17 +65,47 @@ struct MethodSeries {
     handled: [OnceLock<Counter>; 17],
 }
 
-/// More distinct paths than this (e.g. a scanner trying random ones) share one series.
+/// More distinct paths than this share the `other` series.
 const MAX_METHODS: usize = 1000;
+/// The series of calls to paths that are not method paths, or beyond MAX_METHODS.
+const OTHER: &str = "/other/other";
+
+/// `/package.Service/Method`: identifier characters and dots, one slash inside, at most 200
+/// bytes. Nothing that needs escaping in a label value.
+fn is_method_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    let Some((service, method)) = rest.split_once('/') else {
+        return false;
+    };
+    let word = |s: &str, dots: bool| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || (dots && b == b'.'))
+    };
+    path.len() <= 200 && word(service, true) && word(method, false)
+}
 
 impl GrpcMetrics {
     fn series(&self, path: &str) -> Arc<MethodSeries> {
-        if let Some(series) = read(&self.methods).get(path) {
-            return series.clone();
+        // Paths come from unauthenticated callers: only well-formed gRPC method paths get a
+        // series of their own (and so reach label values), up to MAX_METHODS of them.
+        let path = if is_method_path(path) { path } else { OTHER };
+        {
+            let methods = read(&self.methods);
+            if let Some(series) = methods.get(path) {
+                return series.clone();
+            }
+            if methods.len() >= MAX_METHODS
+                && let Some(series) = methods.get(OTHER)
+            {
+                return series.clone();
+            }
         }
         let mut methods = write(&self.methods);
-        let key = if methods.len() >= MAX_METHODS {
-            "/other/other"
+        let key = if methods.len() >= MAX_METHODS && !methods.contains_key(path) {
+            OTHER
         } else {
             path
         };
@@ -431,6 +461,40 @@ mod tests {
             header_timeout,
         ));
         (addr, shutdown)
+    }
+
+    #[test]
+    fn only_method_paths_get_a_series_of_their_own() {
+        let metrics = Metrics::new();
+        let grpc = &metrics.grpc;
+        let ok = grpc.series("/atrium.policy.v1.PolicyService/ListGroups");
+        assert_eq!(ok.labels.grpc_method, "ListGroups");
+        for hostile in [
+            "/a\"b/x",
+            "/a\\b/x",
+            "/svc/method/extra",
+            "/svc/",
+            "nope",
+            &format!("/{}/m", "s".repeat(300)),
+        ] {
+            let series = grpc.series(hostile);
+            assert_eq!(series.labels.grpc_service, "other", "{hostile}");
+        }
+        for i in 0..MAX_METHODS + 10 {
+            grpc.series(&format!("/svc.S/M{i}"));
+        }
+        assert!(read(&grpc.methods).len() <= MAX_METHODS + 1);
+        assert_eq!(grpc.series("/svc.S/Late").labels.grpc_method, "other");
+        grpc.record(&ok, tonic::Code::Ok, 0.001);
+        let text = metrics.render();
+        assert!(
+            text.contains("grpc_method=\"ListGroups\",grpc_code=\"OK\"} 1"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("a\"b"),
+            "hostile label escaped into the exposition"
+        );
     }
 
     #[tokio::test]
