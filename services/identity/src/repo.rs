@@ -257,14 +257,17 @@ impl Repo {
         Ok(claimed.rows_affected == 1)
     }
 
-    pub async fn reset_failed_logins(&self, id: &str) -> ApiResult<()> {
-        user::Entity::update_many()
+    /// After a correct password (and code): resets the failed count, atomically, only if the
+    /// account is neither locked nor disabled now; false if it is.
+    pub async fn claim_login(&self, id: &str) -> ApiResult<bool> {
+        let claimed = user::Entity::update_many()
             .col_expr(user::Column::FailedLoginCount, Expr::value(0))
             .filter(user::Column::Id.eq(id))
-            .filter(user::Column::FailedLoginCount.ne(0))
+            .filter(user::Column::Locked.eq(false))
+            .filter(user::Column::Disabled.eq(false))
             .exec(&self.db)
             .await?;
-        Ok(())
+        Ok(claimed.rows_affected == 1)
     }
 
     pub async fn touch_last_session(&self, id: &str, at: DateTime<Utc>) -> ApiResult<()> {

@@ -43,47 +43,39 @@ pub async fn login(core: &Core, req: pb::LoginRequest) -> ApiResult<pb::LoginRes
         .await;
         return Err(ApiError::Unauthenticated(BAD_CREDENTIALS.into()));
     };
-    let fail = |reason: &'static str| {
-        event(
-            "login.failure",
-            Some(&row.id),
-            "anonymous",
-            json!({ "reason": reason }),
-        )
-    };
-    // The password is checked before the account's state, so that only someone who knows it
-    // learns that the account is locked, disabled or signs in elsewhere; everyone else gets
-    // the same answer as for an unknown username, after the same work.
-    let verified = match row.password_hash.clone() {
-        Some(hash) => password::verify(req.password, hash).await?,
-        None => {
+    let local = row.realm == Realm::Local.as_str();
+    // Every account gets the same work and, unless it may sign in here, the same answer as an
+    // unknown username whatever the password: neither whether it exists, nor its state, nor
+    // whether a guess was right (which would let guessing go on against a locked account).
+    // The audit trail keeps the reason for administrators.
+    let verified = match (&row.password_hash, local) {
+        (Some(hash), true) => password::verify(req.password, hash.clone()).await?,
+        _ => {
             let _ = password::verify(req.password, core.dummy_hash.clone()).await?;
             false
         }
     };
-    let local = row.realm == Realm::Local.as_str();
+    let refused = if !local {
+        Some("not_local")
+    } else if row.locked {
+        Some("locked")
+    } else if row.disabled {
+        Some("disabled")
+    } else {
+        None
+    };
+    if let Some(reason) = refused {
+        // Not counted: the account cannot sign in here anyway.
+        let detail = json!({ "reason": reason, "password_correct": verified });
+        record(
+            core,
+            event("login.failure", Some(&row.id), "anonymous", detail),
+        )
+        .await;
+        return Err(ApiError::Unauthenticated(BAD_CREDENTIALS.into()));
+    }
     if !verified {
-        if row.locked || row.disabled || !local {
-            // Not counted: the account cannot sign in here anyway.
-            record(core, fail("bad_password")).await;
-            return Err(ApiError::Unauthenticated(BAD_CREDENTIALS.into()));
-        }
         return Err(failed_attempt(core, &row, "bad_password", BAD_CREDENTIALS, false).await);
-    }
-    if !local {
-        record(core, fail("not_local")).await;
-        return Err(ApiError::Unauthenticated(format!(
-            "this account signs in through {}",
-            row.realm
-        )));
-    }
-    if row.locked {
-        record(core, fail("locked")).await;
-        return Err(ApiError::Unauthenticated("account is locked".into()));
-    }
-    if row.disabled {
-        record(core, fail("disabled")).await;
-        return Err(ApiError::Unauthenticated("account is disabled".into()));
     }
     if let Some(sealed) = &row.totp_secret {
         if req.totp_code.trim().is_empty() {
@@ -115,7 +107,17 @@ pub async fn login(core: &Core, req: pb::LoginRequest) -> ApiResult<pb::LoginRes
             .await);
         }
     }
-    core.repo.reset_failed_logins(&row.id).await?;
+    // Atomically: the account is still neither locked (by concurrent failures, say) nor
+    // disabled; its failed count starts again.
+    if !core.repo.claim_login(&row.id).await? {
+        let detail = json!({ "reason": "locked_meanwhile", "password_correct": true });
+        record(
+            core,
+            event("login.failure", Some(&row.id), "anonymous", detail),
+        )
+        .await;
+        return Err(ApiError::Unauthenticated(BAD_CREDENTIALS.into()));
+    }
     if row.totp_secret.is_none() && (row.totp_required || req.require_two_factor) {
         return restricted(
             core,
