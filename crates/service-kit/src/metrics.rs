@@ -49,12 +49,11 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 18))
 }
 
-#[derive(Clone)]
 struct GrpcMetrics {
     handled: Family<CallLabels, Counter>,
     handling: Family<MethodLabels, Histogram, fn() -> Histogram>,
     /// Each method's series, looked up by path without allocating once seen.
-    methods: Arc<RwLock<HashMap<Box<str>, Arc<MethodSeries>>>>,
+    methods: RwLock<HashMap<Box<str>, Arc<MethodSeries>>>,
 }
 
 /// One method's histogram and its counters by code (created on first use), shared with the
@@ -152,7 +151,7 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 /// A service's metrics registry, with the gRPC call metrics registered.
 pub struct Metrics {
     registry: Registry,
-    grpc: GrpcMetrics,
+    grpc: Arc<GrpcMetrics>,
 }
 
 impl Default for Metrics {
@@ -167,7 +166,7 @@ impl Metrics {
         let grpc = GrpcMetrics {
             handled: Family::default(),
             handling: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
-            methods: Arc::default(),
+            methods: RwLock::default(),
         };
         registry.register(
             "grpc_server_handled",
@@ -179,7 +178,10 @@ impl Metrics {
             "Time from a gRPC call's arrival to the end of its response",
             grpc.handling.clone(),
         );
-        Self { registry, grpc }
+        Self {
+            registry,
+            grpc: Arc::new(grpc),
+        }
     }
 
     /// Where a service registers its own metrics (under the `atrium_` prefix).
@@ -290,7 +292,7 @@ fn respond<B>(request: &http::Request<B>, metrics: &Metrics) -> http::Response<S
 
 #[derive(Clone)]
 pub struct MetricsLayer {
-    grpc: GrpcMetrics,
+    grpc: Arc<GrpcMetrics>,
 }
 
 impl<S> Layer<S> for MetricsLayer {
@@ -307,7 +309,7 @@ impl<S> Layer<S> for MetricsLayer {
 #[derive(Clone)]
 pub struct MetricsService<S> {
     inner: S,
-    grpc: GrpcMetrics,
+    grpc: Arc<GrpcMetrics>,
 }
 
 impl<S> Service<http::Request<Body>> for MetricsService<S>
@@ -353,7 +355,7 @@ fn split_path(path: &str) -> (String, String) {
 /// Records one call when its response body is dropped (sent, or abandoned).
 struct Recorder {
     series: Arc<MethodSeries>,
-    grpc: GrpcMetrics,
+    grpc: Arc<GrpcMetrics>,
     start: Instant,
     code: Option<tonic::Code>,
     ended: bool,

@@ -158,6 +158,26 @@ where
     })
 }
 
+/// [`watch_health`] on a database: SERVING while it answers a ping.
+pub async fn watch_database(
+    health: HealthReporter,
+    service: &'static str,
+    db: sea_orm::DatabaseConnection,
+    shutdown: Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    watch_health(
+        health,
+        service,
+        HEALTH_CHECK_INTERVAL,
+        shutdown,
+        move || {
+            let db = db.clone();
+            async move { Ok(db.ping().await?) }
+        },
+    )
+    .await
+}
+
 async fn check_health<P, Fut>(
     health: &HealthReporter,
     service: &'static str,

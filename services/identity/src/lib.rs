@@ -25,7 +25,7 @@ use anyhow::Context as _;
 use atrium_proto::identity::v1::CreateUserRequest;
 use atrium_proto::identity::v1::identity_service_server::IdentityServiceServer;
 use atrium_service_kit::auth::{AuthLayer, Authenticator, KeySet};
-use atrium_service_kit::server::{GrpcServer, HEALTH_CHECK_INTERVAL, watch_health};
+use atrium_service_kit::server::{GrpcServer, watch_database};
 use atrium_service_kit::{ApiError, Shutdown};
 use tokio::net::TcpListener;
 
@@ -154,18 +154,11 @@ impl Identity {
             "Login attempts by result and, for failures, the reason",
             self.core.logins.clone(),
         );
-        let health = watch_health(
+        let health = watch_database(
             server.health(),
             SERVICE_NAME,
-            HEALTH_CHECK_INTERVAL,
+            self.core.repo.db().clone(),
             shutdown.clone(),
-            {
-                let core = self.core.clone();
-                move || {
-                    let core = core.clone();
-                    async move { core.repo.ping().await }
-                }
-            },
         )
         .await;
         let reload = tokio::spawn(reload_keys(self.core.clone(), shutdown.clone()));

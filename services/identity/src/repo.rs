@@ -60,11 +60,6 @@ fn outbox_event(
 }
 
 impl Repo {
-    /// Whether the database answers (the service's health check).
-    pub async fn ping(&self) -> anyhow::Result<()> {
-        Ok(self.db.ping().await?)
-    }
-
     pub fn new(db: DatabaseConnection, outbox: bool) -> Self {
         Self { db, outbox }
     }

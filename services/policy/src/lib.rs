@@ -22,7 +22,7 @@ use anyhow::Context as _;
 use atrium_proto::policy::v1::policy_service_server::PolicyServiceServer;
 use atrium_service_kit::auth::remote::{RemoteApiKeys, RemoteKeys, identity_client};
 use atrium_service_kit::auth::{AuthLayer, Authenticator, KeySet};
-use atrium_service_kit::server::{GrpcServer, HEALTH_CHECK_INTERVAL, watch_health};
+use atrium_service_kit::server::{GrpcServer, watch_database};
 use atrium_service_kit::{ApiError, Shutdown};
 use chrono::Utc;
 use tokio::net::TcpListener;
@@ -108,18 +108,11 @@ impl Policy {
             "Effective policies resolved from the database (cache misses and refreshes)",
             self.core.cache.resolutions_metric(),
         );
-        let health = watch_health(
+        let health = watch_database(
             server.health(),
             SERVICE_NAME,
-            HEALTH_CHECK_INTERVAL,
+            self.core.repo.db().clone(),
             shutdown.clone(),
-            {
-                let core = self.core.clone();
-                move || {
-                    let core = core.clone();
-                    async move { core.repo.ping().await }
-                }
-            },
         )
         .await;
         let key_sync = self.remote_keys.clone().map(|remote| {

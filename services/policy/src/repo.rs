@@ -56,9 +56,8 @@ pub struct Repo {
 }
 
 impl Repo {
-    /// Whether the database answers (the service's health check).
-    pub async fn ping(&self) -> anyhow::Result<()> {
-        Ok(self.db.ping().await?)
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
     }
 
     pub fn new(db: DatabaseConnection) -> Self {
