@@ -81,6 +81,12 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    // Checked before anything is created or bound.
+    anyhow::ensure!(
+        args.metrics_base_port <= u16::MAX - 4,
+        "--metrics-base-port: at most {} (the agent's is BASE+4), or 0 for none",
+        u16::MAX - 4
+    );
     let _telemetry = telemetry::init("atrium", args.log_format)?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("create {}", args.data_dir.display()))?;
@@ -117,9 +123,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     })?;
     let metrics_addr = |offset: u16| {
         (args.metrics_base_port != 0)
-            .then(|| args.metrics_base_port.checked_add(offset))
-            .flatten()
-            .map(|port| SocketAddr::new(host, port))
+            .then(|| SocketAddr::new(host, args.metrics_base_port + offset))
     };
     let metrics_hint = "(use --metrics-base-port, 0 for none)";
     let identity_metrics = metrics::bind(metrics_addr(1)).await.context(metrics_hint)?;

@@ -424,3 +424,22 @@ async fn api_keys_carry_their_permissions_until_revoked() {
     let err = run.fails(1, "revoked").json();
     assert_eq!(err["error"]["code"], "UNAUTHENTICATED", "{err}");
 }
+
+#[tokio::test]
+async fn up_refuses_a_metrics_base_port_without_room_and_creates_nothing() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("data");
+    let out = Command::new(env!("CARGO_BIN_EXE_atrium"))
+        .args(["up", "--metrics-base-port", "65533", "--data-dir"])
+        .arg(&data)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--metrics-base-port: at most 65531"),
+        "{stderr}"
+    );
+    assert!(!data.exists(), "nothing is created for a refused start");
+}
