@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod host_path;
 pub mod metrics;
 pub mod paging;
 pub mod run_config;
