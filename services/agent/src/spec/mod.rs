@@ -116,11 +116,11 @@ pub fn build(spec: &SessionSpec, ctx: &BuildContext<'_>, password: &str) -> Cont
         network_mode: rc.network.clone(),
         dns: rc.dns.clone(),
         extra_hosts: rc.extra_hosts.clone(),
-        tmpfs: rc.tmpfs.clone(),
-        devices: rc.devices.clone(),
+        tmpfs: run_config::tmpfs(rc),
+        devices: run_config::devices(rc),
         readonly_rootfs: rc.read_only,
-        ulimits: rc.ulimits.clone(),
-        sysctls: rc.sysctls.clone(),
+        ulimits: run_config::ulimits(rc),
+        sysctls: run_config::sysctls(rc),
         ..Default::default()
     };
 

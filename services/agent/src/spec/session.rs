@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use atrium_proto::agent::v1 as pb;
 use atrium_service_kit::ApiError;
 
-use super::run_config::RunConfig;
+use super::run_config::{self, RunConfig};
 
 /// A session id: 1–64 of `[A-Za-z0-9_.-]`, starting with a letter or digit (it names the
 /// container, `atrium-session-<id>`).
@@ -113,21 +113,10 @@ fn label_value(field: &str, value: &str) -> Result<String, ApiError> {
     Ok(value.to_owned())
 }
 
-/// An absolute container or host path that Docker's `host:container:mode` syntax can carry.
+/// An absolute host or container path that Docker's `host:container:mode` syntax can carry:
+/// the kit's one path rule, which policy applies when the paths are written.
 pub fn absolute_path(field: &str, path: &str) -> Result<(), ApiError> {
-    if !path.starts_with('/') {
-        return Err(ApiError::invalid(field, "must be an absolute path"));
-    }
-    if path.contains(':') || path.contains(',') || path.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            field,
-            "must not contain ':', ',' or control characters",
-        ));
-    }
-    if path.split('/').any(|c| c == "..") {
-        return Err(ApiError::invalid(field, "must not contain '..'"));
-    }
-    Ok(())
+    atrium_service_kit::host_path::host(field, path)
 }
 
 fn env_name(field: &str, name: &str) -> Result<(), ApiError> {
@@ -172,10 +161,7 @@ impl TryFrom<pb::SessionSpec> for SessionSpec {
         for (i, v) in p.volumes.into_iter().enumerate() {
             absolute_path(&format!("spec.volumes[{i}].host_path"), &v.host_path)?;
             let container_field = format!("spec.volumes[{i}].container_path");
-            absolute_path(&container_field, &v.container_path)?;
-            if v.container_path.trim_end_matches('/').is_empty() {
-                return Err(ApiError::invalid(container_field, "must not be /"));
-            }
+            atrium_service_kit::host_path::mount_point(&container_field, &v.container_path)?;
             volumes.push(Volume {
                 host_path: v.host_path,
                 container_path: v.container_path,
@@ -211,7 +197,7 @@ impl TryFrom<pb::SessionSpec> for SessionSpec {
                 mode: file_mode(f.readable, f.writable, f.executable),
             });
         }
-        let run_config = RunConfig::parse(&p.run_config_json)?;
+        let run_config = run_config::parse(&p.run_config_json)?;
         let user_environment = if p.expose_user_environment {
             let username = label_value("spec.username", &p.username).map_err(|_| {
                 ApiError::invalid(

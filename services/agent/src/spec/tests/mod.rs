@@ -1,4 +1,5 @@
 mod run_config;
+mod shared_validator;
 mod validation;
 
 use std::net::{IpAddr, Ipv4Addr};

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use super::{build_from, field_of, proto};
 use crate::config::HardeningConfig;
 use crate::spec::SessionId;
-use crate::spec::run_config::{ALLOWED_KEYS, RunConfig};
+use crate::spec::run_config::{self, ALLOWED_KEYS, RunConfig};
 
 #[test]
 fn every_allowed_run_config_key_is_mapped() {
@@ -97,12 +97,15 @@ fn run_config_refuses_what_is_not_allowed_naming_the_key() {
         (json!({"shm_size": "lots"}), "spec.run_config_json.shm_size"),
         (
             json!({"labels": {"atrium.user_id": "x"}}),
-            "spec.run_config_json.labels",
+            "spec.run_config_json.labels.atrium.user_id",
         ),
-        (json!({"devices": ["fuse"]}), "spec.run_config_json.devices"),
+        (
+            json!({"devices": ["fuse"]}),
+            "spec.run_config_json.devices[0]",
+        ),
         (
             json!({"ulimits": [{"name": "nofile"}]}),
-            "spec.run_config_json.ulimits",
+            "spec.run_config_json.ulimits[0]",
         ),
         (
             json!({"entrypoint": "sh -c 'oops"}),
@@ -111,20 +114,20 @@ fn run_config_refuses_what_is_not_allowed_naming_the_key() {
         (json!([1, 2]), "spec.run_config_json"),
     ];
     for (value, field) in cases {
-        let err = RunConfig::parse(&value.to_string()).expect_err(field);
+        let err = run_config::parse(&value.to_string()).expect_err(field);
         let message = err.to_string();
         assert_eq!(field_of(err), field, "{value}");
         if field.ends_with("volumes") {
             assert!(message.contains("\"volumes\" is not allowed"), "{message}");
         }
     }
-    assert_eq!(RunConfig::parse("").expect("empty"), RunConfig::default());
+    assert_eq!(run_config::parse("").expect("empty"), RunConfig::default());
     assert_eq!(
-        RunConfig::parse("{}").expect("empty object"),
+        run_config::parse("{}").expect("empty object"),
         RunConfig::default()
     );
     assert_eq!(
-        field_of(RunConfig::parse("{").expect_err("bad json")),
+        field_of(run_config::parse("{").expect_err("bad json")),
         "spec.run_config_json"
     );
 }
@@ -153,7 +156,7 @@ proptest! {
     #[test]
     fn shell_strings_round_trip_simple_words(words in proptest::collection::vec("[a-z0-9/=._-]{1,8}", 1..5)) {
         let joined = words.join(" ");
-        let parsed = RunConfig::parse(&json!({"command": joined}).to_string()).expect("parse");
+        let parsed = run_config::parse(&json!({"command": joined}).to_string()).expect("parse");
         prop_assert_eq!(parsed.command, Some(words));
     }
 }
