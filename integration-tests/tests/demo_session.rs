@@ -102,10 +102,7 @@ async fn wait_healthy(addr: SocketAddr) {
 
 #[tokio::test]
 async fn a_demo_session_is_reachable_over_https_with_its_password() {
-    if std::env::var("ATRIUM_TEST_DOCKER").as_deref() != Ok("1") {
-        println!(
-            "did nothing: ATRIUM_TEST_DOCKER is not 1 (scripts/test sets it when Docker works)"
-        );
+    if !atrium_service_kit::testing::docker_enabled("a_demo_session_is_reachable") {
         return;
     }
     let config = test_config();
@@ -128,7 +125,7 @@ async fn a_demo_session_is_reachable_over_https_with_its_password() {
         .expect("build the demo image");
 
     let runtime = Arc::new(
-        DockerRuntime::connect(&config.docker_host, Duration::from_secs(30)).expect("docker"),
+        DockerRuntime::connect(&config.docker_host, None, Duration::from_secs(30)).expect("docker"),
     );
     let agent = TestAgent::start(config, runtime, Arc::new(MemoryHeartbeats::new()))
         .await

@@ -7,7 +7,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use atrium_identity::testing::{SERVICE_TOKEN, TestIdentity};
+use atrium_identity::testing::TestIdentity;
+use atrium_service_kit::auth::ServiceId;
 use atrium_policy::{Policy, PolicyConfig};
 use atrium_proto::identity::v1 as id;
 use atrium_proto::policy::v1 as pol;
@@ -15,7 +16,7 @@ use atrium_proto::policy::v1::policy_service_client::PolicyServiceClient;
 use atrium_service_kit::auth::Credential;
 use atrium_service_kit::telemetry::OutgoingInterceptor;
 use atrium_service_kit::testing::{Backend, TestDatabase};
-use atrium_service_kit::{Secret, Shutdown};
+use atrium_service_kit::Shutdown;
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -43,7 +44,7 @@ impl Cluster {
                 .unwrap();
         let policy_addr = policy_listener.local_addr().unwrap();
         let identity = TestIdentity::start_with(Backend::Postgres, |c| {
-            c.policy_endpoint = Some(format!("http://{policy_addr}"));
+            c.policy_endpoint = Some(format!("https://{policy_addr}"));
             c.permissions_cache_ttl_ms = 500;
         })
         .await
@@ -53,7 +54,7 @@ impl Cluster {
             listen: policy_addr,
             database_url: policy_db.url.clone(),
             identity_endpoint: identity.endpoint(),
-            service_token: Some(Secret::new(SERVICE_TOKEN)),
+            tls: atrium_service_kit::testing::tls_for(ServiceId::Policy),
             shutdown_deadline_secs: 1,
             ..PolicyConfig::default()
         };
@@ -71,9 +72,8 @@ impl Cluster {
     }
 
     async fn policy(&self, credential: Credential) -> PolicyClient {
-        let channel = Channel::from_shared(format!("http://{}", self.policy_addr))
-            .unwrap()
-            .connect()
+        let channel = atrium_service_kit::testing::user_dialer()
+            .connect(&format!("https://{}", self.policy_addr))
             .await
             .unwrap();
         PolicyServiceClient::with_interceptor(

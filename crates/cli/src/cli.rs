@@ -22,13 +22,13 @@ use crate::output::Format;
 use crate::up::UpArgs;
 
 /// The identity gRPC address used when neither `--endpoint` nor a login names one.
-pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:7001";
+pub const DEFAULT_ENDPOINT: &str = "https://127.0.0.1:7001";
 
 /// The policy gRPC address used when `--policy-endpoint` is not given.
-pub const DEFAULT_POLICY_ENDPOINT: &str = "http://127.0.0.1:7002";
+pub const DEFAULT_POLICY_ENDPOINT: &str = "https://127.0.0.1:7002";
 
 /// The agent's gRPC address used when `--agent-endpoint` is not given (`atrium up`'s).
-pub const DEFAULT_AGENT_ENDPOINT: &str = "http://127.0.0.1:7004";
+pub const DEFAULT_AGENT_ENDPOINT: &str = "https://127.0.0.1:7004";
 
 /// Atrium: administer users, API keys, login sessions, groups, settings, permissions and
 /// workspaces, or run every service (`atrium up`).
@@ -44,7 +44,7 @@ pub struct Cli {
 #[derive(Debug, clap::Args)]
 pub struct GlobalArgs {
     /// The identity service's gRPC address [default: the one `atrium login` stored, else
-    /// http://127.0.0.1:7001].
+    /// https://127.0.0.1:7001].
     #[arg(long, global = true, env = "ATRIUM_ENDPOINT")]
     pub endpoint: Option<String>,
 
@@ -53,7 +53,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "ATRIUM_POLICY_ENDPOINT", default_value = DEFAULT_POLICY_ENDPOINT)]
     pub policy_endpoint: String,
 
-    /// A node agent's gRPC address (agent commands; they call with the service credential).
+    /// A node agent's gRPC address (agent commands; they call with your login, which needs
+    /// agents.view, or agents.modify to drain).
     #[arg(long, global = true, env = "ATRIUM_AGENT_ENDPOINT", default_value = DEFAULT_AGENT_ENDPOINT)]
     pub agent_endpoint: String,
 
@@ -75,6 +76,11 @@ pub struct GlobalArgs {
         value_parser = crate::args::parse_api_key
     )]
     pub api_key: Option<Credential>,
+
+    /// The CA certificate (PEM) that the services' TLS certificates chain to [default:
+    /// `tls/ca.pem` under ATRIUM_DATA_DIR or ./.atrium, where `atrium up` makes it].
+    #[arg(long, global = true, env = "ATRIUM_CA")]
+    pub ca: Option<PathBuf>,
 
     /// Where `atrium login` keeps credentials.json [default: ~/.config/atrium].
     #[arg(long, global = true, env = "ATRIUM_CONFIG_DIR")]

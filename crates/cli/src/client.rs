@@ -18,6 +18,7 @@ use atrium_service_kit::auth::Credential;
 use atrium_service_kit::telemetry::OutgoingInterceptor;
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
+use atrium_service_kit::client::Dialer;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::cli::{DEFAULT_ENDPOINT, GlobalArgs};
@@ -28,7 +29,6 @@ use crate::json::instant;
 pub type Client = IdentityServiceClient<InterceptedService<Channel, OutgoingInterceptor>>;
 pub type PolicyClient = PolicyServiceClient<InterceptedService<Channel, OutgoingInterceptor>>;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where the caller's credential comes from.
@@ -370,14 +370,44 @@ fn apply_login(
     }
 }
 
+/// The CA the CLI trusts, chosen once per process from `--ca`, `ATRIUM_CA` or the CA that
+/// `atrium up` made under its data directory.
+static TRUSTED_CA: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+
+/// Picks the CA to trust: `--ca`, else `tls/ca.pem` under `$ATRIUM_DATA_DIR` or `./.atrium`.
+pub fn trust(global: &GlobalArgs) {
+    let found = global.ca.clone().or_else(|| {
+        let dir = std::env::var_os("ATRIUM_DATA_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(".atrium"));
+        Some(dir.join("tls").join("ca.pem")).filter(|p| p.exists())
+    });
+    let _ = TRUSTED_CA.set(found);
+}
+
 async fn connect_channel(endpoint: &str, flag: &str) -> CliResult<Channel> {
     let target = Endpoint::from_shared(endpoint.to_owned())
-        .map_err(|e| usage(format!("{flag}: `{endpoint}` is not a valid URI ({e})")))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(CALL_TIMEOUT);
-    target.connect().await.map_err(|e| CliError::Connect {
+        .map_err(|e| usage(format!("{flag}: `{endpoint}` is not a valid URI ({e})")))?;
+    let dialer = match target.uri().scheme_str() {
+        Some("https") => {
+            let ca = TRUSTED_CA.get().cloned().flatten().ok_or_else(|| {
+                usage(format!(
+                    "{flag}: `{endpoint}` speaks TLS; pass --ca with the CA certificate (atrium up keeps it in <data dir>/tls/ca.pem)"
+                ))
+            })?;
+            Dialer::trusting(&ca).map_err(|e| usage(format!("--ca {}: {e:#}", ca.display())))?
+        }
+        Some("http") => Dialer::plaintext(),
+        _ => {
+            return Err(usage(format!(
+                "{flag}: `{endpoint}` must be an https:// (or, for a plaintext server, http://) URL"
+            )));
+        }
+    }
+    .request_timeout(CALL_TIMEOUT);
+    dialer.connect(endpoint).await.map_err(|e| CliError::Connect {
         endpoint: endpoint.to_owned(),
-        message: error_chain(&e),
+        message: error_chain(e.as_ref()),
     })
 }
 

@@ -30,6 +30,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
+    client::trust(&cli.global);
     let format = cli.global.output;
     let result = match cli.command {
         Command::Up(args) => crate::up::run(args).await.map_err(error::CliError::Local),

@@ -9,6 +9,8 @@ use atrium_agent::{Agent, AgentConfig};
 use atrium_identity::{Identity, IdentityConfig};
 use atrium_policy::{Policy, PolicyConfig};
 use atrium_service_kit::telemetry::{self, LogFormat};
+use atrium_service_kit::auth::ServiceId;
+use atrium_service_kit::pki::LocalCa;
 use atrium_service_kit::{Secret, Shutdown, metrics, server};
 use serde::{Deserialize, Serialize};
 
@@ -49,7 +51,6 @@ pub struct UpArgs {
 #[derive(Serialize, Deserialize)]
 struct LocalSecrets {
     secrets_key: String,
-    service_token: String,
 }
 
 fn load_or_create_secrets(dir: &Path) -> anyhow::Result<LocalSecrets> {
@@ -61,7 +62,6 @@ fn load_or_create_secrets(dir: &Path) -> anyhow::Result<LocalSecrets> {
     }
     let secrets = LocalSecrets {
         secrets_key: atrium_identity::crypto::SecretBox::generate_key(),
-        service_token: atrium_identity::crypto::random_token::<32>(),
     };
     let text = serde_json::to_string_pretty(&secrets)?;
     write_private(&path, &text).with_context(|| format!("write {}", path.display()))?;
@@ -95,6 +95,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .canonicalize()
         .context("resolve the data directory")?;
     let secrets = load_or_create_secrets(&data_dir)?;
+    // A local CA and a certificate per service, made on first start: every port speaks TLS,
+    // services prove who they are to each other, and the CLI trusts `tls/ca.pem`.
+    let ca = LocalCa::ensure(&data_dir.join("tls")).context("set up the local CA")?;
     let host: std::net::IpAddr = args
         .listen_host
         .parse()
@@ -103,8 +106,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let identity_addr = SocketAddr::new(host, args.identity_port);
     let policy_addr = SocketAddr::new(host, args.policy_port);
     let agent_addr = SocketAddr::new(host, args.agent_port);
-    let identity_endpoint = format!("http://{identity_addr}");
-    let policy_endpoint = format!("http://{policy_addr}");
+    let identity_endpoint = format!("https://{identity_addr}");
+    let policy_endpoint = format!("https://{policy_addr}");
     // Bind every port first, so a taken port fails before anything starts.
     let identity_listener = server::bind(identity_addr).await.with_context(|| {
         format!(
@@ -135,7 +138,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         database_url: format!("sqlite://{}", data_dir.join("identity.db").display()),
         log_format: args.log_format,
         secrets_key: Some(Secret::new(secrets.secrets_key)),
-        service_token: Some(Secret::new(secrets.service_token.clone())),
+        tls: ca.tls_config(ServiceId::Identity),
         policy_endpoint: Some(policy_endpoint.clone()),
         ..IdentityConfig::default()
     };
@@ -147,7 +150,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         database_url: format!("sqlite://{}", data_dir.join("policy.db").display()),
         log_format: args.log_format,
         identity_endpoint: identity_endpoint.clone(),
-        service_token: Some(Secret::new(secrets.service_token.clone())),
+        tls: ca.tls_config(ServiceId::Policy),
         ..PolicyConfig::default()
     };
     // The agent on this machine: the local Docker engine, heartbeats kept in-process.
@@ -155,7 +158,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         listen: agent_addr,
         log_format: args.log_format,
         advertise_host: host.to_string(),
-        service_token: Some(Secret::new(secrets.service_token)),
+        tls: ca.tls_config(ServiceId::Agent),
+        identity_endpoint: Some(identity_endpoint.clone()),
+        policy_endpoint: Some(policy_endpoint.clone()),
         docker_host: args.docker_host.clone(),
         ..AgentConfig::default()
     };
@@ -167,11 +172,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .context("start policy")?;
 
     println!();
-    println!("Atrium is up (gRPC; every service offers health and reflection):");
+    println!("Atrium is up (gRPC over TLS; every service offers health and reflection):");
     println!("  identity  {identity_endpoint}");
     println!("  policy    {policy_endpoint}");
     println!(
-        "  agent     http://{agent_addr}   (Docker at {})",
+        "  agent     https://{agent_addr}   (Docker at {})",
         args.docker_host
     );
     for (name, listener) in [
@@ -180,10 +185,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         ("agent", &agent_metrics),
     ] {
         if let Some(addr) = listener.as_ref().and_then(|l| l.local_addr().ok()) {
-            println!("  metrics   http://{addr}/metrics   ({name})");
+            println!("  metrics   https://{addr}/metrics   ({name})");
         }
     }
     println!("  data      {}", data_dir.display());
+    println!(
+        "  TLS       CA {} (the CLI trusts it when run from here; elsewhere pass --ca)",
+        ca.ca_path().display()
+    );
     println!();
     match identity.bootstrap_admin() {
         Some(admin) => match &admin.generated_password {

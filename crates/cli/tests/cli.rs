@@ -73,6 +73,7 @@ impl Shell {
             .args(args.split_whitespace())
             .args(["--endpoint", &self.endpoint])
             .env("ATRIUM_CONFIG_DIR", self.dir.path())
+            .env("ATRIUM_CA", atrium_service_kit::testing::pki().ca_path())
             .env_remove("ATRIUM_ENDPOINT")
             .env_remove("ATRIUM_TOKEN")
             .env_remove("ATRIUM_API_KEY")

@@ -13,11 +13,12 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use atrium_identity::testing::{ADMIN_PASSWORD, SERVICE_TOKEN, TestIdentity};
+use atrium_identity::testing::{ADMIN_PASSWORD, TestIdentity};
+use atrium_service_kit::auth::ServiceId;
 use atrium_policy::testing::TestPolicy;
 use atrium_policy::{Policy, PolicyConfig};
 use atrium_service_kit::testing::{Backend, TestDatabase};
-use atrium_service_kit::{Secret, Shutdown};
+use atrium_service_kit::Shutdown;
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio::io::AsyncWriteExt;
@@ -25,7 +26,7 @@ use tokio::process::Command;
 
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Nothing listens here: a policy command that dialled identity would fail.
-const NO_IDENTITY: &str = "http://127.0.0.1:9";
+const NO_IDENTITY: &str = "https://127.0.0.1:9";
 
 #[derive(Debug)]
 struct Run {
@@ -62,7 +63,7 @@ impl Caller {
     fn new(server: &TestPolicy, user_id: &str) -> Self {
         Self {
             identity: NO_IDENTITY.to_owned(),
-            policy: format!("http://{}", server.addr),
+            policy: format!("https://{}", server.addr),
             token: Some(server.token_for(user_id)),
             dir: tempfile::tempdir().unwrap(),
         }
@@ -86,6 +87,7 @@ impl Caller {
         }
         let mut child = command
             .env("ATRIUM_CONFIG_DIR", self.dir.path())
+            .env("ATRIUM_CA", atrium_service_kit::testing::pki().ca_path())
             .env_remove("ATRIUM_ENDPOINT")
             .env_remove("ATRIUM_POLICY_ENDPOINT")
             .env_remove("ATRIUM_TOKEN")
@@ -339,7 +341,7 @@ impl Cluster {
         let listener = atrium_service_kit::server::bind(any_port).await.unwrap();
         let policy_addr = listener.local_addr().unwrap();
         let identity = TestIdentity::start_with(Backend::Sqlite, |c| {
-            c.policy_endpoint = Some(format!("http://{policy_addr}"));
+            c.policy_endpoint = Some(format!("https://{policy_addr}"));
         })
         .await
         .unwrap();
@@ -348,7 +350,7 @@ impl Cluster {
             listen: policy_addr,
             database_url: policy_db.url.clone(),
             identity_endpoint: identity.endpoint(),
-            service_token: Some(Secret::new(SERVICE_TOKEN)),
+            tls: atrium_service_kit::testing::tls_for(ServiceId::Policy),
             shutdown_deadline_secs: 1,
             ..PolicyConfig::default()
         };
@@ -368,7 +370,7 @@ impl Cluster {
     fn caller(&self) -> Caller {
         Caller {
             identity: self.identity.endpoint(),
-            policy: format!("http://{}", self.policy_addr),
+            policy: format!("https://{}", self.policy_addr),
             token: None,
             dir: tempfile::tempdir().unwrap(),
         }

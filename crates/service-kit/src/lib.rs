@@ -4,17 +4,20 @@
 //! error type that maps to gRPC status codes. Domain logic belongs in the services.
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod host_path;
 pub mod metrics;
 pub mod paging;
+pub mod pki;
 pub mod run_config;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
 pub mod testing;
+pub mod tls;
 pub mod validate;
 
 pub use config::Secret;

@@ -220,28 +220,36 @@ pub async fn bind(addr: Option<SocketAddr>) -> anyhow::Result<Option<TcpListener
 const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves `GET /metrics` over HTTP/1.1 until `shutdown` fires; any other path is 404.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, shutdown: Shutdown) {
-    serve_with(listener, metrics, shutdown, HEADER_TIMEOUT).await
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<crate::tls::ServerTls>,
+    metrics: Arc<Metrics>,
+    shutdown: Shutdown,
+) {
+    serve_with(listener, tls, metrics, shutdown, HEADER_TIMEOUT).await
 }
 
 async fn serve_with(
     listener: TcpListener,
+    tls: Option<crate::tls::ServerTls>,
     metrics: Arc<Metrics>,
     shutdown: Shutdown,
     header_timeout: std::time::Duration,
 ) {
     use hyper::server::conn::http1;
     use hyper_util::rt::{TokioIo, TokioTimer};
+    use tokio_stream::StreamExt as _;
+    let mut incoming = crate::tls::incoming(listener, tls);
     loop {
         let stream = tokio::select! {
             _ = shutdown.wait() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
+            accepted = incoming.next() => match accepted {
+                Some(Ok(stream)) => stream,
+                Some(Err(e)) => {
                     tracing::warn!(error = %e, "metrics accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                     continue;
                 }
+                None => return,
             },
         };
         let metrics = metrics.clone();
@@ -451,13 +459,17 @@ mod tests {
 
     use super::*;
 
-    async fn start(header_timeout: Duration) -> (SocketAddr, Shutdown) {
+    async fn start(
+        header_timeout: Duration,
+        tls: Option<crate::tls::ServerTls>,
+    ) -> (SocketAddr, Shutdown) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = Shutdown::new();
         let metrics = Arc::new(Metrics::new());
         tokio::spawn(serve_with(
             listener,
+            tls,
             metrics,
             shutdown.clone(),
             header_timeout,
@@ -501,7 +513,10 @@ mod tests {
 
     #[tokio::test]
     async fn serves_the_exposition_and_404_elsewhere() {
-        let (addr, shutdown) = start(HEADER_TIMEOUT).await;
+        let tls = crate::testing::tls_for(crate::auth::ServiceId::Policy)
+            .server("metrics")
+            .unwrap();
+        let (addr, shutdown) = start(HEADER_TIMEOUT, tls).await;
         let (status, body) = crate::testing::http_get(addr, "/metrics").await.unwrap();
         assert_eq!(status, 200);
         // OpenMetrics text; families without samples yet print nothing.
@@ -513,7 +528,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_client_that_never_finishes_its_headers_is_dropped() {
-        let (addr, shutdown) = start(Duration::from_millis(200)).await;
+        // Plaintext: the timeout under test is HTTP's, not the TLS handshake's.
+        let (addr, shutdown) = start(Duration::from_millis(200), None).await;
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         stream
             .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")

@@ -15,7 +15,10 @@ use std::sync::Arc;
 
 use tower::ServiceBuilder;
 
+use tower::limit::GlobalConcurrencyLimitLayer;
+
 use crate::auth::AuthLayer;
+use crate::tls::ServerTls;
 use crate::metrics::{self, Metrics};
 use crate::shutdown::Shutdown;
 use crate::telemetry::extract_context;
@@ -34,18 +37,54 @@ pub struct GrpcServer {
     metrics: Metrics,
 }
 
+/// How a server is exposed: TLS, limits and the shutdown deadline.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// `None` only under `tls.insecure_plaintext`.
+    pub tls: Option<ServerTls>,
+    /// Calls in progress at once across all connections; more wait for a slot.
+    pub concurrency_limit: usize,
+    /// A call that has not answered by then fails with `Cancelled`/`DeadlineExceeded`
+    /// (server streams: the limit covers the wait for the stream to start).
+    pub request_timeout: Duration,
+    /// How long in-flight calls get after shutdown begins.
+    pub shutdown_deadline: Duration,
+}
+
+impl ServeOptions {
+    pub fn new(tls: Option<ServerTls>, shutdown_deadline: Duration) -> Self {
+        Self {
+            tls,
+            concurrency_limit: DEFAULT_CONCURRENCY_LIMIT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            shutdown_deadline,
+        }
+    }
+}
+
+pub const DEFAULT_CONCURRENCY_LIMIT: usize = 1024;
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn reflection_builder(served: &[&str]) -> tonic_reflection::server::Builder<'static> {
+    let mut builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(atrium_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("grpc.health.v1.Health");
+    for name in served {
+        builder = builder.with_service_name(*name);
+    }
+    builder
+}
+
 impl GrpcServer {
-    /// Health and reflection (for every Atrium API) are registered already.
-    pub fn new() -> anyhow::Result<Self> {
+    /// Health and reflection are registered already; reflection lists `served` (the full names
+    /// of the services this port will serve) and health, nothing else.
+    pub fn new(served: &[&str]) -> anyhow::Result<Self> {
         let (health, health_service) = tonic_health::server::health_reporter();
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(atrium_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        let reflection_v1 = reflection_builder(served)
             .build_v1()
             .context("build reflection service")?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(atrium_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        let reflection_v1alpha = reflection_builder(served)
             .build_v1alpha()
             .context("build reflection service")?;
         let mut routes = RoutesBuilder::default();
@@ -81,28 +120,37 @@ impl GrpcServer {
         listener: TcpListener,
         metrics: Option<TcpListener>,
         auth: AuthLayer,
+        options: ServeOptions,
         shutdown: Shutdown,
-        deadline: Duration,
     ) -> anyhow::Result<()> {
+        let deadline = options.shutdown_deadline;
         let metrics_layer = self.metrics.layer();
         let exporter = metrics.map(|listener| {
             if let Ok(addr) = listener.local_addr() {
-                tracing::info!(%addr, "metrics at http://{addr}/metrics");
+                let scheme = if options.tls.is_some() { "https" } else { "http" };
+                tracing::info!(%addr, "metrics at {scheme}://{addr}/metrics");
             }
             tokio::spawn(metrics::serve(
                 listener,
+                options.tls.clone(),
                 Arc::new(self.metrics),
                 shutdown.clone(),
             ))
         });
-        let incoming =
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming = crate::tls::incoming(listener, options.tls.clone());
         let health = self.health.clone();
         let stopping = shutdown.clone();
         let server = Server::builder()
             .trace_fn(request_span)
-            // Metrics outermost, so calls the auth layer refuses are counted too.
-            .layer(ServiceBuilder::new().layer(metrics_layer).layer(auth))
+            .timeout(options.request_timeout)
+            // Metrics outermost, so calls the auth layer refuses (or that wait for a slot) are
+            // counted too; the limit before authentication, so a flood of API-key checks waits.
+            .layer(
+                ServiceBuilder::new()
+                    .layer(metrics_layer)
+                    .layer(GlobalConcurrencyLimitLayer::new(options.concurrency_limit))
+                    .layer(auth),
+            )
             .add_routes(self.routes.routes())
             .serve_with_incoming_shutdown(incoming, async move {
                 stopping.wait().await;

@@ -77,10 +77,7 @@ async fn wait_healthy(addr: SocketAddr) {
 
 #[tokio::test]
 async fn demo_image_serves_https_when_docker_is_available() {
-    if std::env::var("ATRIUM_TEST_DOCKER").as_deref() != Ok("1") {
-        println!(
-            "did nothing: ATRIUM_TEST_DOCKER is not 1 (scripts/test sets it when Docker works)"
-        );
+    if !atrium_service_kit::testing::docker_enabled("demo_image_serves_https") {
         return;
     }
     let suffix = random(10).to_lowercase();

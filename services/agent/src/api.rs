@@ -1,16 +1,19 @@
-//! The tonic service: check the caller holds the service credential, convert, delegate to
+//! The tonic service: check the caller (the session-manager's certificate; users with
+//! agents.view / agents.modify for status and drain), convert, delegate to
 //! [`crate::core::Core`]. No logic lives here.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use atrium_proto::agent::v1 as pb;
 use atrium_proto::agent::v1::agent_service_server::AgentService;
 use atrium_service_kit::ApiError;
-use atrium_service_kit::auth::{Principal, principal};
+use atrium_service_kit::auth::{Principal, permissions, principal};
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
 use tonic::{Request, Response, Status};
 
+use crate::access::{self, UserAccess};
 use crate::core::{AgentStatus, Resources, SharedCore};
 use crate::error::AgentError;
 use crate::runtime::{ContainerState, ExecSpec};
@@ -19,18 +22,28 @@ use crate::spec::{SessionId, SessionSpec};
 
 pub struct AgentApi {
     core: SharedCore,
+    users: Option<Arc<UserAccess>>,
 }
 
 impl AgentApi {
-    pub fn new(core: SharedCore) -> Self {
-        Self { core }
+    /// `users`: when set, users and API keys with agents.view / agents.modify may read the
+    /// agent's status and drain it.
+    pub fn new(core: SharedCore, users: Option<Arc<UserAccess>>) -> Self {
+        Self { core, users }
+    }
+
+    async fn require<T>(&self, request: &Request<T>, permission: &str) -> Result<(), Status> {
+        let principal = principal(request)?;
+        access::require(&principal, self.users.as_deref(), permission)
+            .await
+            .map_err(Status::from)
     }
 }
 
 /// Only Atrium's services (the session-manager) may call an agent.
 fn service_only<T>(request: &Request<T>) -> Result<(), Status> {
     match principal(request)? {
-        Principal::Service => Ok(()),
+        Principal::Service(_) => Ok(()),
         _ => Err(AgentError::NotService.into()),
     }
 }
@@ -193,7 +206,7 @@ impl AgentService for AgentApi {
         &self,
         r: Request<pb::ListSessionsRequest>,
     ) -> Answer<pb::ListSessionsResponse> {
-        service_only(&r)?;
+        self.require(&r, permissions::AGENTS_VIEW).await?;
         let sessions = self.core.list_sessions().await?;
         Ok(Response::new(pb::ListSessionsResponse {
             sessions: sessions.into_iter().map(container).collect(),
@@ -204,7 +217,7 @@ impl AgentService for AgentApi {
         &self,
         r: Request<pb::ListImagesRequest>,
     ) -> Answer<pb::ListImagesResponse> {
-        service_only(&r)?;
+        self.require(&r, permissions::AGENTS_VIEW).await?;
         let images = self.core.list_images().await?;
         Ok(Response::new(pb::ListImagesResponse {
             images: images
@@ -242,7 +255,7 @@ impl AgentService for AgentApi {
     }
 
     async fn drain(&self, r: Request<pb::DrainRequest>) -> Answer<pb::AgentStatus> {
-        service_only(&r)?;
+        self.require(&r, permissions::AGENTS_MODIFY).await?;
         let deadline = r
             .into_inner()
             .deadline_secs
@@ -252,7 +265,7 @@ impl AgentService for AgentApi {
     }
 
     async fn get_status(&self, r: Request<pb::GetStatusRequest>) -> Answer<pb::AgentStatus> {
-        service_only(&r)?;
+        self.require(&r, permissions::AGENTS_VIEW).await?;
         Ok(Response::new(status(self.core.status().await)))
     }
 }

@@ -1,10 +1,21 @@
 //! The agent's configuration (see `atrium-agent --dump-config`).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 
 use atrium_service_kit::Secret;
 use atrium_service_kit::telemetry::LogFormat;
+use atrium_service_kit::tls::TlsConfig;
 use serde::{Deserialize, Serialize};
+
+/// Client certificate, key and CA for Docker's TLS port (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerTls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
 
 /// Capacity figures that replace what the node reports (an operator's overcommit or reserve).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -75,8 +86,18 @@ pub struct AgentConfig {
     pub session_port: u16,
     pub capacity: CapacityOverrides,
     pub hardening: HardeningConfig,
-    /// The credential Atrium's services present to each other. Required: the only one accepted.
-    pub service_token: Option<Secret>,
+    /// TLS for the gRPC and metrics listeners and for calls to identity and policy (mutual
+    /// TLS: the session-manager proves who it is with its certificate).
+    pub tls: TlsConfig,
+    /// Identity's gRPC address. When set (with `policy_endpoint`), administrators may call the
+    /// agent's read-only status calls with their own login (`agents.view`) and drain it
+    /// (`agents.modify`); unset, only the session-manager may call the agent.
+    pub identity_endpoint: Option<String>,
+    /// Policy's gRPC address, for users' effective permissions.
+    pub policy_endpoint: Option<String>,
+    /// Client certificate and CA for a Docker engine reached over TLS (`https://` or `tcp://`
+    /// hosts); a unix socket needs none. Plain TCP to Docker is refused.
+    pub docker_tls: Option<DockerTls>,
     /// Redis for heartbeats; unset keeps them in-process (`atrium up`).
     pub redis_url: Option<Secret>,
     pub heartbeat_interval_secs: u64,
@@ -104,7 +125,10 @@ impl Default for AgentConfig {
             session_port: 6901,
             capacity: CapacityOverrides::default(),
             hardening: HardeningConfig::default(),
-            service_token: None,
+            tls: TlsConfig::default(),
+            identity_endpoint: None,
+            policy_endpoint: None,
+            docker_tls: None,
             redis_url: None,
             heartbeat_interval_secs: 5,
             drain_deadline_secs: 300,
@@ -118,8 +142,9 @@ impl Default for AgentConfig {
 
 impl AgentConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
-        if self.service_token.is_none() {
-            anyhow::bail!("service_token: required (the same value the other services use)");
+        self.tls.validate("tls")?;
+        if self.identity_endpoint.is_some() != self.policy_endpoint.is_some() {
+            anyhow::bail!("policy_endpoint: set both identity_endpoint and policy_endpoint, or neither");
         }
         if let Some(id) = &self.agent_id {
             validate_agent_id(id).map_err(|m| anyhow::anyhow!("agent_id: {m}"))?;
@@ -141,11 +166,20 @@ impl AgentConfig {
         if self.hardening.pids_limit < 1 {
             anyhow::bail!("hardening.pids_limit: must be at least 1");
         }
-        let scheme_ok = ["unix://", "tcp://", "http://"]
+        if self.docker_host.starts_with("unix://") {
+        } else if ["tcp://", "https://"]
             .iter()
-            .any(|s| self.docker_host.starts_with(s));
-        if !scheme_ok {
-            anyhow::bail!("docker_host: must start with unix://, tcp:// or http://");
+            .any(|s| self.docker_host.starts_with(s))
+        {
+            if self.docker_tls.is_none() {
+                anyhow::bail!(
+                    "docker_host: a TCP Docker engine must be reached over TLS; set docker_tls (ca, cert, key) or use unix://"
+                );
+            }
+        } else {
+            anyhow::bail!(
+                "docker_host: must be unix:///path, or tcp:// / https:// with docker_tls (plain http:// is refused)"
+            );
         }
         Ok(())
     }
@@ -205,10 +239,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_need_only_a_service_token() {
+    fn defaults_need_only_tls_files() {
         let mut config = AgentConfig::default();
         assert!(config.validate().is_err());
-        config.service_token = Some(Secret::new("t"));
+        config.tls = TlsConfig::in_dir(std::path::Path::new("/tls"), atrium_service_kit::auth::ServiceId::Agent);
         config.validate().expect("valid");
         assert!(validate_agent_id(&config.resolved_agent_id()).is_ok());
         assert_eq!(config.resolved_publish_ip().to_string(), "127.0.0.1");
@@ -223,7 +257,10 @@ mod tests {
     #[test]
     fn bad_values_name_the_key() {
         let base = AgentConfig {
-            service_token: Some(Secret::new("t")),
+            tls: TlsConfig {
+                insecure_plaintext: true,
+                ..TlsConfig::default()
+            },
             ..AgentConfig::default()
         };
         type Tweak = Box<dyn Fn(&mut AgentConfig)>;
@@ -240,6 +277,19 @@ mod tests {
             (
                 "docker_host",
                 Box::new(|c| c.docker_host = "/var/run/docker.sock".into()),
+            ),
+            (
+                "docker_host",
+                Box::new(|c| c.docker_host = "http://127.0.0.1:2375".into()),
+            ),
+            (
+                "docker_host",
+                Box::new(|c| c.docker_host = "tcp://127.0.0.1:2376".into()),
+            ),
+            ("tls.ca", Box::new(|c| c.tls = TlsConfig::default())),
+            (
+                "policy_endpoint",
+                Box::new(|c| c.identity_endpoint = Some("https://127.0.0.1:7001".into())),
             ),
         ];
         for (key, tweak) in cases {

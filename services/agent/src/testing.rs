@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use atrium_proto::agent::v1 as pb;
 use atrium_proto::agent::v1::agent_service_client::AgentServiceClient;
-use atrium_service_kit::auth::Credential;
+use atrium_service_kit::auth::{Credential, ServiceId};
 use atrium_service_kit::telemetry::OutgoingInterceptor;
-use atrium_service_kit::{Secret, Shutdown};
+use atrium_service_kit::Shutdown;
 use tokio::task::JoinHandle;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -23,7 +23,6 @@ use crate::{Agent, AgentConfig};
 
 pub type Client = AgentServiceClient<InterceptedService<Channel, OutgoingInterceptor>>;
 
-pub const SERVICE_TOKEN: &str = "service-token-for-tests";
 
 /// A running agent. Shuts down when dropped.
 pub struct TestAgent {
@@ -50,7 +49,7 @@ pub fn test_config() -> AgentConfig {
             "test-agent-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..12]
         )),
-        service_token: Some(Secret::new(SERVICE_TOKEN)),
+        tls: atrium_service_kit::testing::tls_for(ServiceId::Agent),
         heartbeat_interval_secs: 1,
         stop_timeout_secs: 1,
         drain_deadline_secs: 30,
@@ -98,15 +97,29 @@ impl TestAgent {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("https://{}", self.addr)
     }
 
     pub fn agent_id(&self) -> &str {
         &self.core.agent_id
     }
 
+    /// A TLS connection without a client certificate (a user's program).
     pub async fn channel(&self) -> anyhow::Result<Channel> {
-        Ok(Channel::from_shared(self.endpoint())?.connect().await?)
+        atrium_service_kit::testing::user_dialer()
+            .connect(&self.endpoint())
+            .await
+    }
+
+    /// A client that is `service`, proven by its certificate.
+    pub async fn as_service(&self, service: ServiceId) -> anyhow::Result<Client> {
+        let channel = atrium_service_kit::testing::dialer_as(service)
+            .connect(&self.endpoint())
+            .await?;
+        Ok(AgentServiceClient::with_interceptor(
+            channel,
+            OutgoingInterceptor::new(None)?,
+        ))
     }
 
     pub async fn client(&self, credential: Option<Credential>) -> anyhow::Result<Client> {
@@ -116,10 +129,9 @@ impl TestAgent {
         ))
     }
 
-    /// A client holding the service credential, as the session-manager would.
+    /// The session-manager, the agent's one service caller.
     pub async fn service(&self) -> anyhow::Result<Client> {
-        self.client(Some(Credential::Service(SERVICE_TOKEN.into())))
-            .await
+        self.as_service(ServiceId::SessionManager).await
     }
 
     pub fn shutdown(&self) {

@@ -5,15 +5,19 @@
 //! settings and permissions belong to the policy service, not here.
 
 pub mod api;
+mod authz;
+mod background;
 pub mod config;
 mod convert;
 mod core;
 pub mod crypto;
 mod entity;
+mod limits;
 pub mod migration;
 pub mod password;
 mod policy_link;
 mod repo;
+mod revocation_feed;
 pub mod testing;
 pub mod tokens;
 pub mod totp;
@@ -25,7 +29,8 @@ use anyhow::Context as _;
 use atrium_proto::identity::v1::CreateUserRequest;
 use atrium_proto::identity::v1::identity_service_server::IdentityServiceServer;
 use atrium_service_kit::auth::{AuthLayer, Authenticator, KeySet};
-use atrium_service_kit::server::{GrpcServer, watch_database};
+use atrium_service_kit::client::Dialer;
+use atrium_service_kit::server::{GrpcServer, ServeOptions, watch_database};
 use atrium_service_kit::{ApiError, Shutdown};
 use tokio::net::TcpListener;
 
@@ -77,15 +82,10 @@ impl Identity {
         .await?;
         let policy = match &config.policy_endpoint {
             Some(endpoint) => {
-                let token = config
-                    .service_token
-                    .as_ref()
-                    .context("service_token: required with policy_endpoint")?;
+                let dialer = Dialer::for_service(&config.tls)?;
                 let ttl = Duration::from_millis(config.permissions_cache_ttl_ms);
                 Some(Arc::new(policy_link::PolicyLink::new(
-                    endpoint,
-                    token.expose(),
-                    ttl,
+                    endpoint, &dialer, ttl,
                 )?))
             }
             None => None,
@@ -101,7 +101,14 @@ impl Identity {
         let dummy_hash = password::hash(crypto::random_token::<16>())
             .await
             .map_err(ApiError::into_anyhow)?;
+        let revocations = revocation_feed::RevocationFeed::new(
+            atrium_service_kit::auth::Revocations::default(),
+            repo.revoked_signal(),
+        );
+        let guard = limits::LoginGuard::new(&config);
         let core = Arc::new(Core {
+            revocations,
+            guard,
             repo,
             tokens,
             secrets,
@@ -113,11 +120,9 @@ impl Identity {
             policy_link: policy,
             logins: Default::default(),
         });
-        let mut authenticator = Authenticator::new(keys, &core.config.issuer)
-            .with_api_keys(Arc::new(LocalApiKeys(core.clone())));
-        if let Some(token) = &core.config.service_token {
-            authenticator = authenticator.with_service_token(token.clone());
-        }
+        let authenticator = Authenticator::new(keys, &core.config.issuer)
+            .with_api_keys(Arc::new(LocalApiKeys(core.clone())))
+            .with_revocations(core.revocations.set().clone());
         let bootstrap = bootstrap_admin(&core).await?;
         Ok(Self {
             core,
@@ -143,7 +148,7 @@ impl Identity {
         metrics: Option<TcpListener>,
         shutdown: Shutdown,
     ) -> anyhow::Result<()> {
-        let mut server = GrpcServer::new()?;
+        let mut server = GrpcServer::new(&[SERVICE_NAME])?;
         server
             .routes_mut()
             .add_service(IdentityServiceServer::new(api::IdentityApi::new(
@@ -162,15 +167,20 @@ impl Identity {
         )
         .await;
         let reload = tokio::spawn(reload_keys(self.core.clone(), shutdown.clone()));
+        let background = background::spawn(&self.core, &shutdown);
         let outbox = self.core.policy_link.clone().map(|policy| {
             let (repo, stop) = (self.core.repo.clone(), shutdown.clone());
             tokio::spawn(async move { policy.run(repo, stop).await })
         });
         let auth = AuthLayer::new(self.authenticator, public_methods());
-        let deadline = Duration::from_secs(self.core.config.shutdown_deadline_secs);
+        let options = ServeOptions::new(
+            self.core.config.tls.server("identity")?,
+            Duration::from_secs(self.core.config.shutdown_deadline_secs),
+        );
         let served = server
-            .serve(listener, metrics, auth, shutdown, deadline)
+            .serve(listener, metrics, auth, options, shutdown)
             .await;
+        background::drain(background, Duration::from_secs(2)).await;
         reload.abort();
         health.abort();
         if let Some(task) = outbox {

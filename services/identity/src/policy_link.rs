@@ -1,13 +1,17 @@
-//! Identity's link to the policy service: users' effective permissions (cached briefly), and
-//! delivery of the user lifecycle outbox (UserCreated / UserDeleted).
+//! Identity's link to the policy service: users' effective permissions (cached briefly), the
+//! settings identity enforces at login (two-factor), and delivery of the user lifecycle outbox
+//! (UserCreated / UserDeleted).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use atrium_proto::policy::v1::policy_service_client::PolicyServiceClient;
-use atrium_proto::policy::v1::{GetEffectivePermissionsRequest, UserLifecycleRequest};
-use atrium_service_kit::auth::Credential;
+use atrium_proto::policy::v1::setting_value::Kind;
+use atrium_proto::policy::v1::{
+    GetEffectivePermissionsRequest, ResolveEffectivePolicyRequest, UserLifecycleRequest,
+};
+use atrium_service_kit::client::Dialer;
 use atrium_service_kit::telemetry::OutgoingInterceptor;
 use atrium_service_kit::{ApiError, ApiResult, Shutdown};
 use tokio::sync::Notify;
@@ -25,6 +29,26 @@ pub struct Permissions {
     pub names: HashSet<String>,
 }
 
+/// The effective settings identity enforces at login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TwoFactorPolicy {
+    /// `require_2fa`: the user must enrol at their next login.
+    pub required: bool,
+    /// `allow_2fa_self_enrollment`: the user may enrol from their profile.
+    pub self_enrollment: bool,
+    /// `allow_totp_2fa`: TOTP is an allowed second factor.
+    pub totp_allowed: bool,
+}
+
+impl TwoFactorPolicy {
+    /// Identity alone (no policy service): enrolment is voluntary and TOTP allowed.
+    pub const STANDALONE: TwoFactorPolicy = TwoFactorPolicy {
+        required: false,
+        self_enrollment: true,
+        totp_allowed: true,
+    };
+}
+
 pub struct PolicyLink {
     client: Client,
     ttl: Duration,
@@ -33,13 +57,11 @@ pub struct PolicyLink {
 }
 
 impl PolicyLink {
-    pub fn new(endpoint: &str, service_token: &str, ttl: Duration) -> anyhow::Result<Self> {
-        let channel = Channel::from_shared(endpoint.to_owned())
-            .map_err(|e| anyhow::anyhow!("policy_endpoint {endpoint}: {e}"))?
-            .connect_timeout(Duration::from_secs(5))
-            .connect_lazy();
-        let interceptor =
-            OutgoingInterceptor::new(Some(&Credential::Service(service_token.to_owned())))?;
+    pub fn new(endpoint: &str, dialer: &Dialer, ttl: Duration) -> anyhow::Result<Self> {
+        let channel = dialer
+            .lazy(endpoint)
+            .map_err(|e| anyhow::anyhow!("policy_endpoint: {e:#}"))?;
+        let interceptor = OutgoingInterceptor::new(None)?;
         Ok(Self {
             client: PolicyServiceClient::with_interceptor(channel, interceptor),
             ttl,
@@ -84,6 +106,49 @@ impl PolicyLink {
         }
         cache.insert(user_id.to_owned(), (perms.clone(), Instant::now()));
         Ok(perms)
+    }
+
+    /// The user's two-factor settings (`require_2fa`, `allow_2fa_self_enrollment`,
+    /// `allow_totp_2fa`), resolved by policy now (no cache: a login is rare and must see a
+    /// just-changed requirement).
+    pub async fn two_factor(&self, user_id: &str) -> ApiResult<TwoFactorPolicy> {
+        let request = ResolveEffectivePolicyRequest {
+            user_id: user_id.to_owned(),
+        };
+        let policy = self
+            .client
+            .clone()
+            .resolve_effective_policy(request)
+            .await
+            .map_err(|status| {
+                tracing::warn!(error = %status, "policy could not resolve a user's settings");
+                ApiError::Unavailable(
+                    "sign-in cannot be completed right now (policy service unavailable)".into(),
+                )
+            })?
+            .into_inner();
+        let flag = |name: &str, default: bool| {
+            policy
+                .settings
+                .iter()
+                .find(|s| s.name == name)
+                .and_then(|s| s.value.as_ref()?.kind.as_ref())
+                .map_or(default, |kind| matches!(kind, Kind::BoolValue(true)))
+        };
+        Ok(TwoFactorPolicy {
+            required: flag("require_2fa", false),
+            self_enrollment: flag("allow_2fa_self_enrollment", false),
+            totp_allowed: flag("allow_totp_2fa", true),
+        })
+    }
+
+    /// Forgets a user's cached permissions (their rights just mattered for a decision that
+    /// must not lag, or they were deleted).
+    pub fn forget(&self, user_id: &str) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(user_id);
     }
 
     /// Asks the delivery loop to run now (a user was created or deleted).

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use atrium_proto::identity::v1::LoginRequest;
 use atrium_proto::identity::v1::identity_service_client::IdentityServiceClient;
-use atrium_service_kit::auth::Credential;
+use atrium_service_kit::auth::{Credential, ServiceId};
 use atrium_service_kit::telemetry::OutgoingInterceptor;
 use atrium_service_kit::testing::{Backend, TestDatabase};
 use atrium_service_kit::{Secret, Shutdown};
@@ -14,10 +14,11 @@ use tonic::transport::Channel;
 
 use crate::{Identity, IdentityConfig};
 
+pub mod fake_policy;
+
 pub type Client = IdentityServiceClient<InterceptedService<Channel, OutgoingInterceptor>>;
 
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
-pub const SERVICE_TOKEN: &str = "service-token-for-tests";
 
 /// A running identity server. Stops when dropped.
 pub struct TestIdentity {
@@ -51,8 +52,11 @@ impl TestIdentity {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: db.url.clone(),
             secrets_key: Some(Secret::new(crate::crypto::SecretBox::generate_key())),
-            service_token: Some(Secret::new(SERVICE_TOKEN)),
+            tls: atrium_service_kit::testing::tls_for(ServiceId::Identity),
             bootstrap_admin_password: Some(Secret::new(ADMIN_PASSWORD)),
+            // Scenarios sign in often from one address; rate-limit tests turn these on.
+            login_attempts_per_account_per_minute: 0,
+            login_attempts_per_source_per_minute: 0,
             shutdown_deadline_secs: 1,
             ..IdentityConfig::default()
         };
@@ -82,15 +86,28 @@ impl TestIdentity {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("https://{}", self.addr)
     }
 
-    /// A client presenting `credential` (or nothing).
+    /// A client presenting `credential` (or nothing), over TLS without a client certificate.
     pub async fn client(&self, credential: Option<Credential>) -> anyhow::Result<Client> {
-        let channel = Channel::from_shared(self.endpoint())?.connect().await?;
+        let channel = atrium_service_kit::testing::user_dialer()
+            .connect(&self.endpoint())
+            .await?;
         Ok(IdentityServiceClient::with_interceptor(
             channel,
             OutgoingInterceptor::new(credential.as_ref())?,
+        ))
+    }
+
+    /// A client that is `service`, proven by its certificate.
+    pub async fn as_service(&self, service: ServiceId) -> anyhow::Result<Client> {
+        let channel = atrium_service_kit::testing::dialer_as(service)
+            .connect(&self.endpoint())
+            .await?;
+        Ok(IdentityServiceClient::with_interceptor(
+            channel,
+            OutgoingInterceptor::new(None)?,
         ))
     }
 
@@ -98,9 +115,9 @@ impl TestIdentity {
         self.client(None).await
     }
 
+    /// Policy, the usual service caller of identity.
     pub async fn service(&self) -> anyhow::Result<Client> {
-        self.client(Some(Credential::Service(SERVICE_TOKEN.into())))
-            .await
+        self.as_service(ServiceId::Policy).await
     }
 
     /// Logs in and returns a client carrying the resulting access token.

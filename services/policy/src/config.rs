@@ -2,8 +2,8 @@
 
 use std::net::SocketAddr;
 
-use atrium_service_kit::Secret;
 use atrium_service_kit::telemetry::LogFormat;
+use atrium_service_kit::tls::TlsConfig;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -19,8 +19,9 @@ pub struct PolicyConfig {
     pub identity_endpoint: String,
     /// Must match identity's `issuer`.
     pub issuer: String,
-    /// The credential Atrium's services present to each other. Required.
-    pub service_token: Option<Secret>,
+    /// TLS for the gRPC and metrics listeners and for calls to identity (mutual TLS: the
+    /// certificate names this service).
+    pub tls: TlsConfig,
     /// New workspaces are assigned to All Users unless the create call says otherwise.
     pub new_workspaces_join_all_users: bool,
     /// How long a resolved policy may be served from cache. Changes made through this replica
@@ -36,9 +37,9 @@ impl Default for PolicyConfig {
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9102))),
             database_url: "sqlite://.atrium/policy.db".into(),
             log_format: LogFormat::Pretty,
-            identity_endpoint: "http://127.0.0.1:7001".into(),
+            identity_endpoint: "https://127.0.0.1:7001".into(),
             issuer: "atrium".into(),
-            service_token: None,
+            tls: TlsConfig::default(),
             new_workspaces_join_all_users: true,
             cache_ttl_ms: 5_000,
             shutdown_deadline_secs: 10,
@@ -48,9 +49,7 @@ impl Default for PolicyConfig {
 
 impl PolicyConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
-        if self.service_token.is_none() {
-            anyhow::bail!("service_token: required (the same value identity is configured with)");
-        }
+        self.tls.validate("tls")?;
         if !self.identity_endpoint.starts_with("http://")
             && !self.identity_endpoint.starts_with("https://")
         {

@@ -18,11 +18,13 @@ pub mod testing;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use atrium_proto::policy::v1::policy_service_server::PolicyServiceServer;
-use atrium_service_kit::auth::remote::{RemoteApiKeys, RemoteKeys, identity_client};
+use atrium_service_kit::auth::remote::{
+    API_KEY_TTL, IdentityClient, RemoteApiKeys, RemoteKeys, follow_revocations, identity_client,
+};
 use atrium_service_kit::auth::{AuthLayer, Authenticator, KeySet};
-use atrium_service_kit::server::{GrpcServer, watch_database};
+use atrium_service_kit::client::Dialer;
+use atrium_service_kit::server::{GrpcServer, ServeOptions, watch_database};
 use atrium_service_kit::{ApiError, Shutdown};
 use chrono::Utc;
 use tokio::net::TcpListener;
@@ -39,6 +41,7 @@ pub struct Policy {
     core: SharedCore,
     authenticator: Authenticator,
     remote_keys: Option<Arc<RemoteKeys>>,
+    identity: IdentityClient,
 }
 
 impl Policy {
@@ -54,10 +57,6 @@ impl Policy {
 
     async fn build(config: PolicyConfig, keys: Option<KeySet>) -> anyhow::Result<Self> {
         config.validate()?;
-        let token = config
-            .service_token
-            .clone()
-            .context("service_token: required")?;
         let db = atrium_service_kit::db::connect_and_migrate::<migration::Migrator>(
             &config.database_url,
             "atrium-policy",
@@ -65,18 +64,17 @@ impl Policy {
         .await?;
         let core = Arc::new(Core::new(Repo::new(db), config));
         seed_system_groups(&core).await?;
-        let client = identity_client(&core.config.identity_endpoint, token.expose())?;
-        let api_keys = Arc::new(RemoteApiKeys::new(client.clone(), Duration::from_secs(30)));
+        let dialer = Dialer::for_service(&core.config.tls)?;
+        let client = identity_client(&core.config.identity_endpoint, &dialer)?;
+        let api_keys = Arc::new(RemoteApiKeys::new(client.clone(), API_KEY_TTL));
         let (keys, remote_keys) = match keys {
             Some(keys) => (keys, None),
             None => {
                 let keys = KeySet::default();
-                (keys.clone(), Some(Arc::new(RemoteKeys::new(client, keys))))
+                (keys.clone(), Some(Arc::new(RemoteKeys::new(client.clone(), keys))))
             }
         };
-        let mut authenticator = Authenticator::new(keys, &core.config.issuer)
-            .with_service_token(token)
-            .with_api_keys(api_keys);
+        let mut authenticator = Authenticator::new(keys, &core.config.issuer).with_api_keys(api_keys);
         if let Some(remote) = &remote_keys {
             authenticator = authenticator.with_remote_keys(remote.clone());
         }
@@ -84,6 +82,7 @@ impl Policy {
             core,
             authenticator,
             remote_keys,
+            identity: client,
         })
     }
 
@@ -97,7 +96,7 @@ impl Policy {
         metrics: Option<TcpListener>,
         shutdown: Shutdown,
     ) -> anyhow::Result<()> {
-        let mut server = GrpcServer::new()?;
+        let mut server = GrpcServer::new(&[SERVICE_NAME])?;
         server
             .routes_mut()
             .add_service(PolicyServiceServer::new(api::PolicyApi::new(
@@ -119,11 +118,23 @@ impl Policy {
             let stop = shutdown.clone();
             tokio::spawn(async move { remote.run(Duration::from_secs(60), stop).await })
         });
+        let revocations = {
+            let (client, set, stop) = (
+                self.identity.clone(),
+                self.authenticator.revocations().clone(),
+                shutdown.clone(),
+            );
+            tokio::spawn(follow_revocations(client, set, stop))
+        };
         let auth = AuthLayer::new(self.authenticator, Vec::new());
-        let deadline = Duration::from_secs(self.core.config.shutdown_deadline_secs);
+        let options = ServeOptions::new(
+            self.core.config.tls.server("policy")?,
+            Duration::from_secs(self.core.config.shutdown_deadline_secs),
+        );
         let served = server
-            .serve(listener, metrics, auth, shutdown, deadline)
+            .serve(listener, metrics, auth, options, shutdown)
             .await;
+        revocations.abort();
         health.abort();
         if let Some(task) = key_sync {
             task.abort();

@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 
 use atrium_proto::policy::v1::UserLifecycleRequest;
 use atrium_proto::policy::v1::policy_service_client::PolicyServiceClient;
-use atrium_service_kit::auth::{AccessClaims, Credential, KeyEntry, KeySet, Scope, jwt};
+use atrium_service_kit::auth::{AccessClaims, Credential, KeyEntry, KeySet, Scope, ServiceId, jwt};
 use atrium_service_kit::telemetry::OutgoingInterceptor;
 use atrium_service_kit::testing::{Backend, TestDatabase};
-use atrium_service_kit::{Secret, Shutdown};
+use atrium_service_kit::Shutdown;
 use ed25519_dalek::SigningKey;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -18,7 +18,6 @@ use crate::{Policy, PolicyConfig};
 
 pub type Client = PolicyServiceClient<InterceptedService<Channel, OutgoingInterceptor>>;
 
-pub const SERVICE_TOKEN: &str = "service-token-for-tests";
 const KID: &str = "test-key";
 
 /// A running policy server. Stops when dropped.
@@ -51,9 +50,10 @@ impl TestPolicy {
         let mut config = PolicyConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: db.url.clone(),
-            // Never dialled: keys are shared in-process and tests use no API keys.
-            identity_endpoint: "http://127.0.0.1:9".into(),
-            service_token: Some(Secret::new(SERVICE_TOKEN)),
+            // Keys are shared in-process and tests use no API keys; only the revocation feed
+            // dials it (and retries quietly).
+            identity_endpoint: "https://127.0.0.1:9".into(),
+            tls: atrium_service_kit::testing::tls_for(ServiceId::Policy),
             shutdown_deadline_secs: 1,
             ..PolicyConfig::default()
         };
@@ -101,7 +101,7 @@ impl TestPolicy {
 
     /// The gRPC endpoint, for clients other than the policy client (health, reflection).
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("https://{}", self.addr)
     }
 
     /// A full-scope access token for `user_id`, as identity would issue it.
@@ -127,9 +127,17 @@ impl TestPolicy {
 
     /// A new HTTP/2 connection to the server.
     pub async fn channel(&self) -> anyhow::Result<Channel> {
-        Ok(Channel::from_shared(format!("http://{}", self.addr))?
-            .connect()
-            .await?)
+        atrium_service_kit::testing::user_dialer()
+            .connect(&self.endpoint())
+            .await
+    }
+
+    /// A client that is `service`, proven by its certificate.
+    pub async fn as_service(&self, service: ServiceId) -> anyhow::Result<Client> {
+        let channel = atrium_service_kit::testing::dialer_as(service)
+            .connect(&self.endpoint())
+            .await?;
+        Self::client_on(channel, None)
     }
 
     /// A client on an existing connection; clients on one channel multiplex their calls.
@@ -140,9 +148,9 @@ impl TestPolicy {
         ))
     }
 
+    /// Identity, the usual service caller of policy.
     pub async fn service(&self) -> anyhow::Result<Client> {
-        self.client(Some(Credential::Service(SERVICE_TOKEN.into())))
-            .await
+        self.as_service(ServiceId::Identity).await
     }
 
     /// A client acting as `user_id` (any UUID; policy keeps no user records).

@@ -3,48 +3,21 @@
 //! commands call with `--service-token`, else the one `atrium up` keeps in
 //! `<data dir>/secrets.json`; they never use the stored login.
 
-use std::path::{Path, PathBuf};
-
-use anyhow::Context as _;
 use atrium_proto::agent::v1::agent_service_client::AgentServiceClient;
 use atrium_proto::agent::v1::{
     AgentStatus, Capacity, ContainerState, GetStatusRequest, ListSessionsRequest, SessionContainer,
 };
-use atrium_service_kit::auth::Credential;
-use atrium_service_kit::telemetry::OutgoingInterceptor;
-use serde::Deserialize;
 use serde_json::{Value, json};
-use tonic::Code;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::cli::GlobalArgs;
-use crate::client::Lazy;
-use crate::error::{CliError, CliResult, usage, with_message};
+use crate::client::{Identity, Lazy};
+use crate::error::CliResult;
 use crate::json::{time, time_text};
 use crate::output::{Format, Table, print_fields, print_json};
 
-type AgentClient = AgentServiceClient<InterceptedService<Channel, OutgoingInterceptor>>;
-
 #[derive(Debug, clap::Args)]
 pub struct AgentArgs {
-    /// The service credential the agent accepts [default: `service_token` from
-    /// <data dir>/secrets.json, written by `atrium up`].
-    #[arg(
-        long,
-        global = true,
-        env = "ATRIUM_SERVICE_TOKEN",
-        hide_env_values = true
-    )]
-    pub service_token: Option<String>,
-    /// The data directory of `atrium up`, where secrets.json holds the service credential.
-    #[arg(
-        long,
-        global = true,
-        env = "ATRIUM_DATA_DIR",
-        default_value = ".atrium"
-    )]
-    pub data_dir: PathBuf,
     #[command(subcommand)]
     pub command: AgentCommand,
 }
@@ -57,72 +30,28 @@ pub enum AgentCommand {
     Sessions,
 }
 
-/// The part of `atrium up`'s secrets.json these commands need.
-#[derive(Deserialize)]
-struct Secrets {
-    service_token: String,
-}
-
-/// The service token in `<dir>/secrets.json`.
-fn read_service_token(dir: &Path) -> CliResult<String> {
-    let path = dir.join("secrets.json");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(usage(format!(
-                "no service credential: pass --service-token (or set ATRIUM_SERVICE_TOKEN), or \
-                 --data-dir where `atrium up` keeps secrets.json ({} does not exist)",
-                path.display()
-            )));
-        }
-        Err(e) => {
-            return Err(CliError::Local(
-                anyhow::Error::new(e).context(format!("read {}", path.display())),
-            ));
-        }
-    };
-    let secrets: Secrets =
-        serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()))?;
-    if secrets.service_token.is_empty() {
-        return Err(usage(format!("{}: service_token is empty", path.display())));
-    }
-    Ok(secrets.service_token)
-}
-
+/// Calls the agent with the caller's own login (or --token / --api-key): the agent asks policy
+/// whether it holds agents.view.
 pub async fn run(global: &GlobalArgs, args: AgentArgs) -> CliResult {
-    let token = match args.service_token {
-        Some(token) => token,
-        None => read_service_token(&args.data_dir)?,
-    };
-    let mut conn = Lazy::new(global.agent_endpoint.clone(), "--agent-endpoint");
-    let interceptor = OutgoingInterceptor::new(Some(&Credential::Service(token)))
-        .context("prepare the service credential")?;
-    let mut client = AgentServiceClient::with_interceptor(conn.channel().await?, interceptor);
+    let mut identity = Identity::prepare(global, true)?;
+    let channel = Lazy::new(global.agent_endpoint.clone(), "--agent-endpoint")
+        .channel()
+        .await?;
     match args.command {
-        AgentCommand::Status => status(&mut client, global.output).await,
-        AgentCommand::Sessions => sessions(&mut client, global.output).await,
+        AgentCommand::Status => status(&mut identity, &channel, global.output).await,
+        AgentCommand::Sessions => sessions(&mut identity, &channel, global.output).await,
     }
 }
 
-/// An Unauthenticated answer says which credential the agent wants.
-fn hinted(status: tonic::Status) -> CliError {
-    if status.code() == Code::Unauthenticated {
-        let message = format!(
-            "{} (the agent accepts only the service credential: check --service-token or \
-             --data-dir)",
-            status.message()
-        );
-        return CliError::Status(with_message(&status, message));
-    }
-    CliError::Status(status)
-}
-
-async fn status(client: &mut AgentClient, format: Format) -> CliResult {
-    let answer = client
-        .get_status(GetStatusRequest {})
-        .await
-        .map_err(hinted)?
-        .into_inner();
+async fn status(identity: &mut Identity, channel: &Channel, format: Format) -> CliResult {
+    let answer = identity
+        .call_on(
+            channel,
+            AgentServiceClient::with_interceptor,
+            GetStatusRequest {},
+            |mut c, r| async move { c.get_status(r).await },
+        )
+        .await?;
     match format {
         Format::Json => print_json(&status_json(&answer)),
         Format::Table => print_fields(&status_fields(&answer)),
@@ -130,12 +59,15 @@ async fn status(client: &mut AgentClient, format: Format) -> CliResult {
     Ok(())
 }
 
-async fn sessions(client: &mut AgentClient, format: Format) -> CliResult {
-    let answer = client
-        .list_sessions(ListSessionsRequest {})
-        .await
-        .map_err(hinted)?
-        .into_inner();
+async fn sessions(identity: &mut Identity, channel: &Channel, format: Format) -> CliResult {
+    let answer = identity
+        .call_on(
+            channel,
+            AgentServiceClient::with_interceptor,
+            ListSessionsRequest {},
+            |mut c, r| async move { c.list_sessions(r).await },
+        )
+        .await?;
     match format {
         Format::Json => print_json(&json!({
             "sessions": answer.sessions.iter().map(session_json).collect::<Vec<_>>(),
@@ -257,52 +189,20 @@ mod tests {
     use crate::cli::{Cli, Command};
 
     #[test]
-    fn the_service_token_comes_from_secrets_json() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(
-            dir.path().join("secrets.json"),
-            r#"{"secrets_key": "k", "service_token": "svc-123"}"#,
-        )
-        .expect("write");
-        assert_eq!(read_service_token(dir.path()).expect("read"), "svc-123");
-    }
-
-    #[test]
-    fn a_missing_secrets_json_is_a_usage_error_naming_the_flags() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let err = read_service_token(dir.path()).expect_err("no file");
-        assert_eq!(err.exit_code(), 2);
-        assert!(
-            err.message().contains("--service-token"),
-            "{}",
-            err.message()
-        );
-        std::fs::write(dir.path().join("secrets.json"), "{}").expect("write");
-        let err = read_service_token(dir.path()).expect_err("no field");
-        assert!(err.message().contains("parse"), "{}", err.message());
-    }
-
-    #[test]
     fn agent_flags_parse_after_the_subcommand() {
         let cli = Cli::try_parse_from([
             "atrium",
             "agent",
             "sessions",
-            "--service-token",
-            "t",
-            "--data-dir",
-            "/d",
             "--agent-endpoint",
-            "http://a:1",
+            "https://a:1",
         ])
         .expect("parse");
-        assert_eq!(cli.global.agent_endpoint, "http://a:1");
+        assert_eq!(cli.global.agent_endpoint, "https://a:1");
         let Command::Agent(args) = cli.command else {
             panic!("expected agent");
         };
         assert!(matches!(args.command, AgentCommand::Sessions));
-        assert_eq!(args.service_token.as_deref(), Some("t"));
-        assert_eq!(args.data_dir, PathBuf::from("/d"));
     }
 
     #[test]

@@ -8,7 +8,8 @@ use futures::future::BoxFuture;
 use tonic::body::Body;
 use tower::{Layer, Service};
 
-use super::{Authenticator, Credential};
+use super::{Authenticator, Credential, Principal};
+use crate::tls::PeerInfo;
 use crate::error::ApiError;
 
 /// Paths that anyone may call: health, reflection, and what a service declares public.
@@ -72,6 +73,10 @@ where
         let layer = self.layer.clone();
         Box::pin(async move {
             let path = request.uri().path();
+            let peer_service = request
+                .extensions()
+                .get::<PeerInfo>()
+                .and_then(|peer| peer.service);
             let public = always_public(path) || layer.public.contains(path);
             let credential = match request.headers().get(http::header::AUTHORIZATION) {
                 None => None,
@@ -80,13 +85,15 @@ where
                     None if public => None,
                     None => {
                         return Ok(reject(ApiError::Unauthenticated(
-                            "authorization metadata must be `Bearer <token>`, `ApiKey <id>:<secret>` or `Service <token>`"
+                            "authorization metadata must be `Bearer <token>` or `ApiKey <id>:<secret>`"
                                 .into(),
                         )));
                     }
                 },
             };
             match credential {
+                // A credential in the call wins over the connection's certificate: a service
+                // may forward a user's token and act as that user.
                 Some(credential) => match layer.authenticator.authenticate(&credential).await {
                     Ok(principal) => {
                         request.extensions_mut().insert(principal);
@@ -95,12 +102,25 @@ where
                     Err(_) if public => {}
                     Err(error) => return Ok(reject(error)),
                 },
-                None if public => {}
-                None => {
-                    return Ok(reject(ApiError::Unauthenticated(
-                        "authentication required".into(),
-                    )));
-                }
+                // A service proven by its client certificate, within its row of the table.
+                None => match peer_service {
+                    Some(service) if service.may_call(path) => {
+                        request
+                            .extensions_mut()
+                            .insert(Principal::Service(service));
+                    }
+                    None | Some(_) if public => {}
+                    Some(service) => {
+                        return Ok(reject(ApiError::PermissionDenied(format!(
+                            "service {service} may not call {path}"
+                        ))));
+                    }
+                    None => {
+                        return Ok(reject(ApiError::Unauthenticated(
+                            "authentication required".into(),
+                        )));
+                    }
+                },
             }
             inner.call(request).await
         })

@@ -1,27 +1,34 @@
 //! Authentication for every Atrium gRPC server: who is calling, established once per request by
 //! [`AuthLayer`] and handed to handlers as a [`Principal`] request extension.
 //!
-//! Callers present `authorization` metadata: `Bearer <access token>` (verified locally against
-//! the [`KeySet`]), `ApiKey <id>:<secret>` (resolved by an [`ApiKeyResolver`]) or
-//! `Service <token>` (the shared service credential, compared in constant time). Authorization —
-//! what the principal may do — is the handler's business.
+//! Users and programs present `authorization` metadata: `Bearer <access token>` (verified
+//! locally against the [`KeySet`], refused once its login session is revoked) or
+//! `ApiKey <id>:<secret>` (resolved by an [`ApiKeyResolver`]). Atrium's own services present no
+//! secret: their client certificate names them (mutual TLS, [`crate::tls`]), and the layer lets
+//! each call only its row of [`services::ALLOWED`]. Authorization beyond that — what the
+//! principal may do — is the handler's business.
 
+pub mod delegation;
 pub mod jwt;
 pub mod keys;
 mod layer;
 pub mod permissions;
 pub mod remote;
+pub mod revocation;
+pub mod services;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use subtle::ConstantTimeEq;
 
+pub use delegation::Rights;
 pub use jwt::{AccessClaims, Scope, TokenError};
 pub use keys::{KeyEntry, KeySet};
 pub use layer::{AuthLayer, AuthService};
+pub use revocation::Revocations;
+pub use services::ServiceId;
 
-use crate::config::Secret;
 use crate::error::ApiError;
 
 /// An authenticated user, from a verified access token.
@@ -71,18 +78,24 @@ impl ApiKeyPrincipal {
 pub enum Principal {
     User(UserPrincipal),
     ApiKey(ApiKeyPrincipal),
-    /// One of Atrium's own services, holding the service credential.
-    Service,
+    /// One of Atrium's own services, proven by its client certificate. The auth layer has
+    /// already refused every call outside the service's row of [`services::ALLOWED`].
+    Service(ServiceId),
 }
 
 impl Principal {
-    /// The audit-log form: `user:<id>`, `api_key:<id>` or `service`.
+    /// The audit-log form: `user:<id>`, `api_key:<id>` or `service:<name>`.
     pub fn actor(&self) -> String {
         match self {
             Principal::User(u) => format!("user:{}", u.user_id),
             Principal::ApiKey(k) => format!("api_key:{}", k.key_id),
-            Principal::Service => "service".to_owned(),
+            Principal::Service(s) => format!("service:{s}"),
         }
+    }
+
+    /// Whether the caller is one of Atrium's services.
+    pub fn is_service(&self) -> bool {
+        matches!(self, Principal::Service(_))
     }
 
     /// The user, if the caller is a user with a full-scope token.
@@ -108,7 +121,6 @@ pub fn principal<T>(request: &tonic::Request<T>) -> Result<Principal, ApiError> 
 pub enum Credential {
     Bearer(String),
     ApiKey { id: String, secret: String },
-    Service(String),
 }
 
 impl Credential {
@@ -127,8 +139,6 @@ impl Credential {
                 id: id.to_owned(),
                 secret: secret.to_owned(),
             })
-        } else if scheme.eq_ignore_ascii_case("service") {
-            Some(Credential::Service(rest.to_owned()))
         } else {
             None
         }
@@ -139,7 +149,6 @@ impl Credential {
         match self {
             Credential::Bearer(t) => format!("Bearer {t}"),
             Credential::ApiKey { id, secret } => format!("ApiKey {id}:{secret}"),
-            Credential::Service(t) => format!("Service {t}"),
         }
     }
 }
@@ -155,10 +164,10 @@ pub trait ApiKeyResolver: Send + Sync + 'static {
 pub struct Authenticator {
     keys: KeySet,
     issuer: Arc<str>,
-    service_token: Option<Secret>,
     api_keys: Option<Arc<dyn ApiKeyResolver>>,
     remote_keys: Option<Arc<remote::RemoteKeys>>,
     verified: Arc<VerifiedTokens>,
+    revocations: Revocations,
 }
 
 /// Tokens already verified, so a client's repeated calls cost a map lookup instead of a
@@ -196,21 +205,26 @@ impl Authenticator {
         Self {
             keys,
             issuer: issuer.into(),
-            service_token: None,
             api_keys: None,
             remote_keys: None,
             verified: Arc::default(),
+            revocations: Revocations::default(),
         }
+    }
+
+    /// Refuses tokens of the login sessions in `revocations` (kept current by identity's feed).
+    pub fn with_revocations(mut self, revocations: Revocations) -> Self {
+        self.revocations = revocations;
+        self
+    }
+
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations
     }
 
     /// Refreshes keys from identity when a token names a key not yet known.
     pub fn with_remote_keys(mut self, remote: Arc<remote::RemoteKeys>) -> Self {
         self.remote_keys = Some(remote);
-        self
-    }
-
-    pub fn with_service_token(mut self, token: Secret) -> Self {
-        self.service_token = Some(token);
         self
     }
 
@@ -258,21 +272,16 @@ impl Authenticator {
                 }
                 (result, _) => result,
             }
-            .map(Principal::User)
-            .map_err(|e| ApiError::Unauthenticated(e.to_string())),
-            Credential::Service(token) => {
-                let expected = self.service_token.as_ref().ok_or_else(|| {
-                    ApiError::Unauthenticated("service credentials are not accepted here".into())
-                })?;
-                let ok: bool = expected.expose().as_bytes().ct_eq(token.as_bytes()).into();
-                if ok {
-                    Ok(Principal::Service)
-                } else {
+            .map_err(|e| ApiError::Unauthenticated(e.to_string()))
+            .and_then(|user| {
+                if self.revocations.is_revoked(&user.login_session_id) {
                     Err(ApiError::Unauthenticated(
-                        "service credential is invalid".into(),
+                        "this login session has ended; sign in again".into(),
                     ))
+                } else {
+                    Ok(Principal::User(user))
                 }
-            }
+            }),
             Credential::ApiKey { id, secret } => {
                 let resolver = self.api_keys.as_ref().ok_or_else(|| {
                     ApiError::Unauthenticated("API keys are not accepted here".into())
@@ -293,7 +302,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_the_three_schemes() {
+    fn parses_the_two_schemes() {
         assert_eq!(
             Credential::parse("Bearer abc"),
             Some(Credential::Bearer("abc".into()))
@@ -305,43 +314,16 @@ mod tests {
                 secret: "s3cret".into()
             })
         );
-        assert_eq!(
-            Credential::parse("service tok"),
-            Some(Credential::Service("tok".into()))
-        );
         for bad in [
             "",
             "Bearer",
             "Bearer ",
             "Basic abc",
+            "Service tok",
             "ApiKey nocolon",
             "token",
         ] {
             assert_eq!(Credential::parse(bad), None, "{bad}");
         }
-    }
-
-    #[tokio::test]
-    async fn service_token_must_match() {
-        let auth = Authenticator::new(KeySet::default(), "atrium")
-            .with_service_token(Secret::new("right"));
-        assert_eq!(
-            auth.authenticate(&Credential::Service("right".into()))
-                .await
-                .ok(),
-            Some(Principal::Service)
-        );
-        assert!(
-            auth.authenticate(&Credential::Service("wrong".into()))
-                .await
-                .is_err()
-        );
-        let no_service = Authenticator::new(KeySet::default(), "atrium");
-        assert!(
-            no_service
-                .authenticate(&Credential::Service("right".into()))
-                .await
-                .is_err()
-        );
     }
 }

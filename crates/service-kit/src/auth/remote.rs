@@ -9,29 +9,30 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use atrium_proto::identity::v1::identity_service_client::IdentityServiceClient;
-use atrium_proto::identity::v1::{AuthenticateApiKeyRequest, GetVerificationKeysRequest};
+use atrium_proto::identity::v1::{
+    AuthenticateApiKeyRequest, GetVerificationKeysRequest, WatchRevocationsRequest,
+};
 use ed25519_dalek::VerifyingKey;
 use tokio::sync::Mutex as AsyncMutex;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use super::{ApiKeyPrincipal, ApiKeyResolver, Credential, KeyEntry, KeySet};
+use super::{ApiKeyPrincipal, ApiKeyResolver, KeyEntry, KeySet, Revocations};
+use crate::client::Dialer;
 use crate::error::ApiError;
 use crate::telemetry::OutgoingInterceptor;
 
 pub type IdentityClient = IdentityServiceClient<InterceptedService<Channel, OutgoingInterceptor>>;
 
-/// A lazily connecting identity client presenting the service credential.
-pub fn identity_client(endpoint: &str, service_token: &str) -> anyhow::Result<IdentityClient> {
-    let channel = Channel::from_shared(endpoint.to_owned())
-        .map_err(|e| anyhow::anyhow!("identity_endpoint {endpoint}: {e}"))?
-        .connect_timeout(Duration::from_secs(5))
-        .connect_lazy();
-    let interceptor =
-        OutgoingInterceptor::new(Some(&Credential::Service(service_token.to_owned())))?;
+/// A lazily connecting identity client; the service proves who it is with the dialer's client
+/// certificate.
+pub fn identity_client(endpoint: &str, dialer: &Dialer) -> anyhow::Result<IdentityClient> {
+    let channel = dialer
+        .lazy(endpoint)
+        .map_err(|e| anyhow::anyhow!("identity_endpoint: {e:#}"))?;
     Ok(IdentityServiceClient::with_interceptor(
         channel,
-        interceptor,
+        OutgoingInterceptor::new(None)?,
     ))
 }
 
@@ -123,12 +124,17 @@ impl RemoteKeys {
     }
 }
 
-/// API keys resolved by identity, cached for a short time.
+/// API keys resolved by identity, cached for a short time: answers (either way) are reused for
+/// [`API_KEY_TTL`], so a revoked key, or one whose owner lost the rights, stops working within
+/// that time, and a flood of bad keys costs identity one lookup per key and TTL.
 pub struct RemoteApiKeys {
     client: IdentityClient,
     ttl: Duration,
-    cache: Mutex<HashMap<(String, String), (ApiKeyPrincipal, Instant)>>,
+    cache: Mutex<HashMap<(String, String), (Result<ApiKeyPrincipal, String>, Instant)>>,
 }
+
+/// How long an API-key answer is reused (revocation reaches every service within it).
+pub const API_KEY_TTL: Duration = Duration::from_secs(3);
 
 impl RemoteApiKeys {
     pub fn new(client: IdentityClient, ttl: Duration) -> Self {
@@ -138,20 +144,32 @@ impl RemoteApiKeys {
             cache: Mutex::new(HashMap::new()),
         }
     }
+
+    fn remember(&self, key: (String, String), answer: Result<ApiKeyPrincipal, String>) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() > 10_000 {
+            let ttl = self.ttl;
+            cache.retain(|_, (_, at)| at.elapsed() < ttl);
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+        }
+        cache.insert(key, (answer, Instant::now()));
+    }
 }
 
 #[async_trait]
 impl ApiKeyResolver for RemoteApiKeys {
     async fn resolve(&self, id: &str, secret: &str) -> Result<ApiKeyPrincipal, ApiError> {
         let key = (id.to_owned(), secret.to_owned());
-        if let Some((principal, at)) = self
+        if let Some((answer, at)) = self
             .cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
             && at.elapsed() < self.ttl
         {
-            return Ok(principal.clone());
+            return answer.clone().map_err(ApiError::Unauthenticated);
         }
         let request = AuthenticateApiKeyRequest {
             id: id.to_owned(),
@@ -160,7 +178,9 @@ impl ApiKeyResolver for RemoteApiKeys {
         let key_info = match self.client.clone().authenticate_api_key(request).await {
             Ok(response) => response.into_inner(),
             Err(status) if status.code() == tonic::Code::Unauthenticated => {
-                return Err(ApiError::Unauthenticated(status.message().to_owned()));
+                let message = status.message().to_owned();
+                self.remember(key, Err(message.clone()));
+                return Err(ApiError::Unauthenticated(message));
             }
             Err(status) => {
                 tracing::warn!(error = %status, "identity could not check an API key");
@@ -175,11 +195,73 @@ impl ApiKeyResolver for RemoteApiKeys {
             read_only: key_info.read_only,
             permissions: key_info.permissions,
         };
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() > 10_000 {
-            cache.clear();
-        }
-        cache.insert(key, (principal.clone(), Instant::now()));
+        self.remember(key, Ok(principal.clone()));
         Ok(principal)
     }
+}
+
+/// Keeps `revocations` in step with identity's `WatchRevocations` stream, reconnecting (from
+/// the last cursor) whenever the stream breaks, until `shutdown`.
+pub async fn follow_revocations(
+    client: IdentityClient,
+    revocations: Revocations,
+    shutdown: crate::Shutdown,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let request = WatchRevocationsRequest {
+            after: revocations.cursor(),
+        };
+        let mut caller = client.clone();
+        let stream = tokio::select! {
+            _ = shutdown.wait() => return,
+            answer = caller.watch_revocations(request) => answer,
+        };
+        match stream {
+            Ok(response) => {
+                let mut stream = response.into_inner();
+                loop {
+                    let next = tokio::select! {
+                        _ = shutdown.wait() => return,
+                        next = stream.message() => next,
+                    };
+                    match next {
+                        Ok(Some(batch)) => {
+                            backoff = Duration::from_millis(100);
+                            apply(&revocations, batch);
+                        }
+                        Ok(None) => break,
+                        Err(status) => {
+                            tracing::warn!(error = %status, "revocation stream from identity broke");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(status) => {
+                tracing::warn!(error = %status, "cannot follow identity's revocations");
+            }
+        }
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Applies one batch from the feed and forgets entries that no longer matter.
+pub fn apply(revocations: &Revocations, batch: atrium_proto::identity::v1::RevocationBatch) {
+    let now = chrono::Utc::now().timestamp();
+    for revocation in batch.revocations {
+        let forget_after = revocation
+            .forget_after
+            .map(|t| t.seconds)
+            .unwrap_or(now + 24 * 3600);
+        if forget_after > now {
+            revocations.revoke(&revocation.login_session_id, forget_after);
+        }
+    }
+    revocations.advance(batch.cursor);
+    revocations.prune(now);
 }

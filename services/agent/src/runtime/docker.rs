@@ -32,21 +32,29 @@ const REQUEST_TIMEOUT_SECS: u64 = 900;
 #[derive(Clone)]
 pub struct DockerRuntime {
     host: Arc<str>,
+    tls: Option<crate::config::DockerTls>,
     client: Arc<OnceCell<Docker>>,
     exec_timeout: Duration,
 }
 
 impl DockerRuntime {
-    /// `host` is `unix:///path`, `tcp://host:port` or `http://host:port`. Does not dial: the
-    /// engine may come up after the agent.
-    pub fn connect(host: &str, exec_timeout: Duration) -> anyhow::Result<Self> {
-        if !["unix://", "tcp://", "http://"]
-            .iter()
-            .any(|scheme| host.starts_with(scheme))
-        {
-            anyhow::bail!("docker_host {host}: must start with unix://, tcp:// or http://");
+    /// Does not dial: the engine may come up after the agent.
+    /// The engine at `host`: a unix socket, or TLS (`tcp://`/`https://` with `tls`). Plain
+    /// TCP is refused: whoever reaches an unencrypted Docker port owns the node.
+    pub fn connect(
+        host: &str,
+        tls: Option<&crate::config::DockerTls>,
+        exec_timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let secure = host.starts_with("unix://")
+            || (tls.is_some() && (host.starts_with("tcp://") || host.starts_with("https://")));
+        if !secure {
+            anyhow::bail!(
+                "docker_host {host}: must be unix:///path, or tcp:// / https:// with docker_tls"
+            );
         }
         Ok(Self {
+            tls: tls.cloned(),
             host: host.into(),
             client: Arc::new(OnceCell::new()),
             exec_timeout,
@@ -58,9 +66,27 @@ impl DockerRuntime {
         self.client
             .get_or_try_init(|| async {
                 let version = bollard::API_DEFAULT_VERSION;
-                let docker = match self.host.strip_prefix("unix://") {
-                    Some(path) => Docker::connect_with_socket(path, REQUEST_TIMEOUT_SECS, version),
-                    None => Docker::connect_with_http(&self.host, REQUEST_TIMEOUT_SECS, version),
+                let docker = match (self.host.strip_prefix("unix://"), &self.tls) {
+                    (Some(path), _) => {
+                        Docker::connect_with_socket(path, REQUEST_TIMEOUT_SECS, version)
+                    }
+                    (None, Some(tls)) => {
+                        // bollard's TLS client takes the process-wide rustls provider.
+                        let _ = rustls::crypto::ring::default_provider().install_default();
+                        Docker::connect_with_ssl(
+                            &self.host,
+                            &tls.key,
+                            &tls.cert,
+                            &tls.ca,
+                            REQUEST_TIMEOUT_SECS,
+                            version,
+                        )
+                    }
+                    (None, None) => {
+                        return Err(RuntimeError::Unavailable(
+                            "docker_host is neither a unix socket nor TLS".into(),
+                        ));
+                    }
                 }
                 .map_err(|e| unavailable(&e))?;
                 docker

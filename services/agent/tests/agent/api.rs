@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use atrium_agent::runtime::ContainerRuntime as _;
 use atrium_agent::spec::{self, BuildContext, SessionSpec};
-use atrium_service_kit::auth::Credential;
+use atrium_service_kit::auth::{Credential, ServiceId};
 use futures::StreamExt as _;
 use serde_json::json;
 
@@ -36,13 +36,24 @@ async fn only_the_service_credential_is_accepted() {
         .get_status(pb::GetStatusRequest {})
         .await;
     err(anonymous, Code::Unauthenticated);
-    let wrong = agent
-        .client(Some(Credential::Service("not-the-token".into())))
-        .await
-        .unwrap()
-        .list_sessions(pb::ListSessionsRequest {})
-        .await;
-    err(wrong, Code::Unauthenticated);
+    // Another service's certificate is not the session-manager's: refused before the handler.
+    for other in [
+        ServiceId::Agent,
+        ServiceId::Identity,
+        ServiceId::Policy,
+        ServiceId::Gateway,
+        ServiceId::BillingUsage,
+    ] {
+        let mut client = agent.as_service(other).await.unwrap();
+        err(
+            client.list_sessions(pb::ListSessionsRequest {}).await,
+            Code::PermissionDenied,
+        );
+        let create = client
+            .create_session(pb::CreateSessionRequest::default())
+            .await;
+        err(create, Code::PermissionDenied);
+    }
     let bearer = agent
         .client(Some(Credential::Bearer("a.b.c".into())))
         .await

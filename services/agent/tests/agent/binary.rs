@@ -5,9 +5,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn agent_command() -> Command {
+    let tls = atrium_service_kit::testing::tls_for(atrium_service_kit::auth::ServiceId::Agent);
     let mut command = Command::new(env!("CARGO_BIN_EXE_atrium-agent"));
     command
-        .env("ATRIUM_AGENT__SERVICE_TOKEN", "binary-test-token")
+        .env("ATRIUM_AGENT__TLS__CA", tls.ca.unwrap_or_default())
+        .env("ATRIUM_AGENT__TLS__CERT", tls.cert.unwrap_or_default())
+        .env("ATRIUM_AGENT__TLS__KEY", tls.key.unwrap_or_default())
         .env(
             "ATRIUM_AGENT__REDIS_URL",
             "redis://user:hunter2@127.0.0.1:1/",
@@ -66,9 +69,9 @@ fn dump_config_redacts_secrets() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     let json: serde_json::Value = serde_json::from_str(&text).expect("json");
-    assert_eq!(json["service_token"], "[redacted]");
     assert_eq!(json["redis_url"], "[redacted]");
-    assert!(!text.contains("hunter2") && !text.contains("binary-test-token"));
+    assert!(!text.contains("hunter2"));
+    assert!(json["tls"]["cert"].as_str().is_some_and(|p| p.ends_with("agent.pem")));
     assert_eq!(json["heartbeat_interval_secs"], 5);
     assert_eq!(json["agent_id"], "binary-test");
 }

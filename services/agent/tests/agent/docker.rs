@@ -18,11 +18,7 @@ use crate::common::*;
 use crate::docker_support::{Cleanup, TestImage, docker};
 
 fn enabled(test: &str) -> bool {
-    let on = std::env::var("ATRIUM_TEST_DOCKER").as_deref() == Ok("1");
-    if !on {
-        eprintln!("{test}: ATRIUM_TEST_DOCKER is not 1; this Docker test did nothing");
-    }
-    on
+    atrium_service_kit::testing::docker_enabled(test)
 }
 
 fn config() -> AgentConfig {
@@ -30,7 +26,7 @@ fn config() -> AgentConfig {
 }
 
 async fn start(config: AgentConfig) -> TestAgent {
-    let runtime = DockerRuntime::connect(&config.docker_host, Duration::from_secs(30)).unwrap();
+    let runtime = DockerRuntime::connect(&config.docker_host, None, Duration::from_secs(30)).unwrap();
     TestAgent::start(config, Arc::new(runtime), Arc::new(MemoryHeartbeats::new()))
         .await
         .unwrap()
@@ -145,7 +141,7 @@ async fn docker_lifecycle_hardening_and_files() {
     );
 
     let runtime =
-        DockerRuntime::connect("unix:///var/run/docker.sock", Duration::from_secs(5)).unwrap();
+        DockerRuntime::connect("unix:///var/run/docker.sock", None, Duration::from_secs(5)).unwrap();
     let file = |entries: Vec<FileEntry>| entries.into_iter().next().expect("one entry");
     let policy = file(
         runtime
@@ -327,7 +323,7 @@ async fn docker_heartbeats_land_in_redis_with_a_ttl() {
     let url = crate::heartbeat::redis_url();
     let mut config = config();
     config.heartbeat_interval_secs = 2;
-    let runtime = DockerRuntime::connect(&config.docker_host, Duration::from_secs(30)).unwrap();
+    let runtime = DockerRuntime::connect(&config.docker_host, None, Duration::from_secs(30)).unwrap();
     let store = Arc::new(RedisHeartbeats::new(&url).unwrap());
     let agent = TestAgent::start(config, Arc::new(runtime), store.clone())
         .await

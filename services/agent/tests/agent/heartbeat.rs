@@ -242,6 +242,7 @@ async fn a_docker_socket_that_does_not_exist_is_reported_not_fatal() {
     let runtime = Arc::new(
         atrium_agent::runtime::docker::DockerRuntime::connect(
             &config.docker_host,
+            None,
             Duration::from_secs(5),
         )
         .unwrap(),
