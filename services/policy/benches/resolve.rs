@@ -55,10 +55,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let policy = TestPolicy::start(Backend::Sqlite).await.unwrap();
-    let mut admin = policy.service().await.unwrap();
+/// A user in 20 groups of 48 settings each, made through the API by an administrator.
+async fn setup(policy: &TestPolicy) -> String {
+    let (_, mut admin) = policy.new_user(true).await.unwrap();
     let (user_id, _) = policy.new_user(false).await.unwrap();
     let values = sample_settings();
     assert_eq!(
@@ -95,6 +94,13 @@ async fn main() {
             .await
             .unwrap();
     }
+    user_id
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let policy = TestPolicy::start(Backend::Sqlite).await.unwrap();
+    let user_id = setup(&policy).await;
     let core = policy.core.clone();
     let resolved = core.resolve_uncached(&user_id).await.unwrap();
     assert_eq!(
@@ -135,6 +141,68 @@ async fn main() {
     );
 
     grpc(&policy, &user_id).await;
+    transport(&policy, &user_id).await;
+}
+
+/// 4. The same 50-caller closed loop over mutual TLS (the callers' connections present a
+///    service certificate) and over plaintext (a second server with `tls.insecure_plaintext`,
+///    same data), alternating, three rounds each → throughput ratio (goal ≥ 0.9).
+async fn transport(tls_policy: &TestPolicy, tls_user: &str) {
+    let plain_policy = TestPolicy::start_with(Backend::Sqlite, |c| {
+        c.tls = atrium_service_kit::tls::TlsConfig {
+            insecure_plaintext: true,
+            ..Default::default()
+        };
+    })
+    .await
+    .unwrap();
+    let plain_user = setup(&plain_policy).await;
+    let mut tls_channels = Vec::new();
+    let mut plain_channels = Vec::new();
+    for _ in 0..CONNECTIONS {
+        tls_channels.push(
+            atrium_service_kit::testing::dialer_as(atrium_service_kit::auth::ServiceId::Identity)
+                .connect(&tls_policy.endpoint())
+                .await
+                .unwrap(),
+        );
+        plain_channels.push(plain_policy.channel().await.unwrap());
+    }
+    let caller = |channels: &Vec<tonic::transport::Channel>, credential: Credential| {
+        let channels = channels.clone();
+        move |i: usize| {
+            let client =
+                TestPolicy::client_on(channels[i % CONNECTIONS].clone(), Some(&credential))
+                    .unwrap();
+            move || {
+                let mut client = client.clone();
+                async move {
+                    let reply = client
+                        .resolve_effective_policy(pb::ResolveEffectivePolicyRequest::default())
+                        .await
+                        .unwrap();
+                    assert_eq!(
+                        reply.into_inner().settings.len(),
+                        settings::catalogue().len()
+                    );
+                }
+            }
+        }
+    };
+    let over_tls = caller(&tls_channels, Credential::Bearer(tls_policy.token_for(tls_user)));
+    let over_plain = caller(
+        &plain_channels,
+        Credential::Bearer(plain_policy.token_for(&plain_user)),
+    );
+    let (mut tls_total, mut plain_total) = (0.0, 0.0);
+    for _ in 0..3 {
+        plain_total += run("Resolve, plaintext     ", CALLERS, None, &over_plain).await;
+        tls_total += run("Resolve, mutual TLS    ", CALLERS, None, &over_tls).await;
+    }
+    println!(
+        "ResolveEffectivePolicy over mutual TLS / plaintext = {:.3} (throughput, {CALLERS} callers; goal >= 0.9)",
+        tls_total / plain_total
+    );
 }
 
 async fn grpc(policy: &TestPolicy, user_id: &str) {

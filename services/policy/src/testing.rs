@@ -101,7 +101,11 @@ impl TestPolicy {
 
     /// The gRPC endpoint, for clients other than the policy client (health, reflection).
     pub fn endpoint(&self) -> String {
-        format!("https://{}", self.addr)
+        if self.core.config.tls.insecure_plaintext {
+            format!("http://{}", self.addr)
+        } else {
+            format!("https://{}", self.addr)
+        }
     }
 
     /// A full-scope access token for `user_id`, as identity would issue it.
@@ -127,9 +131,7 @@ impl TestPolicy {
 
     /// A new HTTP/2 connection to the server.
     pub async fn channel(&self) -> anyhow::Result<Channel> {
-        atrium_service_kit::testing::user_dialer()
-            .connect(&self.endpoint())
-            .await
+        atrium_service_kit::testing::channel(&self.endpoint()).await
     }
 
     /// A client that is `service`, proven by its certificate.
