@@ -330,3 +330,71 @@ async fn users_groups_and_permissions_across_identity_and_policy() {
     .await;
     assert!(gone, "alice's memberships outlived her");
 }
+
+/// Locking, disabling, a new password and logging out everywhere end a user's access at policy
+/// too — which verifies tokens on its own — within seconds, through identity's revocation feed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_reach_policy_within_seconds() {
+    let cluster = Cluster::start().await;
+    let admin_token = cluster
+        .login("admin", atrium_identity::testing::ADMIN_PASSWORD)
+        .await;
+    let mut admin = cluster
+        .identity
+        .client(Some(Credential::Bearer(admin_token)))
+        .await
+        .unwrap();
+    let bob = admin
+        .create_user(id::CreateUserRequest {
+            username: "bob".into(),
+            password: "bob-password-1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    type Revoke = fn(String) -> id::UpdateUserRequest;
+    let changes: [(&str, Revoke); 2] = [
+        ("lock", |user_id| id::UpdateUserRequest {
+            user_id,
+            locked: Some(true),
+            ..Default::default()
+        }),
+        ("disable", |user_id| id::UpdateUserRequest {
+            user_id,
+            disabled: Some(true),
+            ..Default::default()
+        }),
+    ];
+    for (what, change) in changes {
+        let token = cluster.login("bob", "bob-password-1").await;
+        let mut bob_policy = cluster.policy(Credential::Bearer(token)).await;
+        bob_policy
+            .resolve_effective_policy(pol::ResolveEffectivePolicyRequest::default())
+            .await
+            .unwrap_or_else(|s| panic!("bob's fresh token works at policy: {s}"));
+        let start = Instant::now();
+        admin.update_user(change(bob.id.clone())).await.unwrap();
+        let refused = eventually(Duration::from_secs(5), || {
+            let mut p = bob_policy.clone();
+            async move {
+                p.resolve_effective_policy(pol::ResolveEffectivePolicyRequest::default())
+                    .await
+                    .is_err_and(|s| s.code() == tonic::Code::Unauthenticated)
+            }
+        })
+        .await;
+        assert!(refused, "after {what}, policy still took bob's token after 5 s");
+        println!("{what}: refused at policy after {:?}", start.elapsed());
+        // Undo, so the next round can log in again.
+        admin
+            .update_user(id::UpdateUserRequest {
+                user_id: bob.id.clone(),
+                locked: Some(false),
+                disabled: Some(false),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+}
