@@ -35,6 +35,12 @@ async fn reflection_lists_the_service(backend: Backend) {
         names.contains(&"grpc.health.v1.Health".to_owned()),
         "{names:?}"
     );
+    // Only what this port serves: no other Atrium API.
+    let foreign: Vec<&String> = names
+        .iter()
+        .filter(|n| n.starts_with("atrium.") && !n.ends_with("IdentityService"))
+        .collect();
+    assert!(foreign.is_empty(), "{names:?}");
 }
 
 /// `/metrics` counts logins by result and reason, and every call by method and code.

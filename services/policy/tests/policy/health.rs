@@ -64,4 +64,10 @@ async fn reflection_lists_the_service(backend: Backend) {
         names.contains(&"grpc.health.v1.Health".to_owned()),
         "{names:?}"
     );
+    // Only what this port serves: no other Atrium API.
+    let foreign: Vec<&String> = names
+        .iter()
+        .filter(|n| n.starts_with("atrium.") && !n.ends_with("PolicyService"))
+        .collect();
+    assert!(foreign.is_empty(), "{names:?}");
 }
