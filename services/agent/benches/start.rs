@@ -90,8 +90,11 @@ fn ms(d: Duration) -> f64 {
 
 /// The release `atrium-agent` idle for 5 s: its VmRSS in KiB.
 fn idle_rss_kib() -> u64 {
+    let tls = atrium_service_kit::testing::tls_for(atrium_service_kit::auth::ServiceId::Agent);
     let mut child = Command::new(env!("CARGO_BIN_EXE_atrium-agent"))
-        .env("ATRIUM_AGENT__SERVICE_TOKEN", "bench-token")
+        .env("ATRIUM_AGENT__TLS__CA", tls.ca.unwrap_or_default())
+        .env("ATRIUM_AGENT__TLS__CERT", tls.cert.unwrap_or_default())
+        .env("ATRIUM_AGENT__TLS__KEY", tls.key.unwrap_or_default())
         .args(["--set", "listen=127.0.0.1:0"])
         .args(["--set", "metrics_listen=127.0.0.1:0"])
         .args(["--set", "agent_id=bench-idle-rss"])
