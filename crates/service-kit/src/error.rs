@@ -24,6 +24,9 @@ pub enum ApiError {
     Unauthenticated(String),
     #[error("{0}")]
     Unavailable(String),
+    /// A rate or resource limit: the caller should slow down and retry later.
+    #[error("{0}")]
+    ResourceExhausted(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -64,6 +67,7 @@ impl ApiError {
             Self::PermissionDenied(_) => (Code::PermissionDenied, "permission_denied"),
             Self::Unauthenticated(_) => (Code::Unauthenticated, "unauthenticated"),
             Self::Unavailable(_) => (Code::Unavailable, "unavailable"),
+            Self::ResourceExhausted(_) => (Code::ResourceExhausted, "resource_exhausted"),
             Self::Internal(_) => (Code::Internal, "internal"),
         }
     }

@@ -172,8 +172,20 @@ mod tests {
     #[test]
     fn lockout_and_totp_bounds_are_named() {
         for (config, field) in [
-            (IdentityConfig { lockout_duration_secs: 0, ..valid() }, "lockout_duration_secs"),
-            (IdentityConfig { totp_max_attempts: 0, ..valid() }, "totp_max_attempts"),
+            (
+                IdentityConfig {
+                    lockout_duration_secs: 0,
+                    ..valid()
+                },
+                "lockout_duration_secs",
+            ),
+            (
+                IdentityConfig {
+                    totp_max_attempts: 0,
+                    ..valid()
+                },
+                "totp_max_attempts",
+            ),
         ] {
             let err = config.validate().expect_err(field).to_string();
             assert!(err.starts_with(field), "{err}");

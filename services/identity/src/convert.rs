@@ -142,6 +142,7 @@ pub fn api_key_to_proto(k: &api_key::Model) -> pb::ApiKey {
         last_used_at: k.last_used_at.map(timestamp),
         revoked: k.revoked_at.is_some(),
         created_by: k.created_by.clone(),
+        owner_user_id: k.owner_user_id.clone().unwrap_or_default(),
     }
 }
 

@@ -31,6 +31,11 @@ pub struct Core {
     pub policy_link: Option<Arc<crate::policy_link::PolicyLink>>,
     /// Login attempts by result and reason, for `/metrics`.
     pub logins: Family<LoginLabels, Counter>,
+    /// Revoked login sessions: the set identity's auth layer checks, and the feed behind
+    /// `WatchRevocations`.
+    pub revocations: crate::revocation_feed::RevocationFeed,
+    /// Argon2 work under a concurrency limit, and the sign-in rate limits.
+    pub guard: crate::limits::LoginGuard,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -57,12 +62,12 @@ impl Core {
     /// permissions only) and administrators with a full-scope token.
     pub async fn require(&self, principal: &Principal, permission: &str) -> ApiResult<()> {
         match principal {
-            Principal::Service => Ok(()),
+            Principal::Service(_) => Ok(()),
             Principal::ApiKey(key) => key.require(permission),
             Principal::User(u) => {
                 let u = full_scope(u)?;
-                let row = self.repo.user(&u.user_id).await.map_err(|_| gone())?;
-                if row.locked || row.disabled {
+                let row = self.repo.user(&u.user_id).await.map_err(gone)?;
+                if is_locked(&row) || row.disabled {
                     return Err(ApiError::Unauthenticated(
                         "account is locked or disabled".into(),
                     ));
@@ -124,7 +129,7 @@ impl Core {
                 .repo
                 .user(&u.user_id)
                 .await
-                .is_ok_and(|r| r.is_admin && !r.locked && !r.disabled),
+                .is_ok_and(|r| r.is_admin && !is_locked(&r) && !r.disabled),
             _ => false,
         }
     }
@@ -142,8 +147,8 @@ impl Core {
 
     /// A user row that must exist and may sign in.
     pub async fn active_user(&self, user_id: &str) -> ApiResult<user::Model> {
-        let row = self.repo.user(user_id).await.map_err(|_| gone())?;
-        if row.locked {
+        let row = self.repo.user(user_id).await.map_err(gone)?;
+        if is_locked(&row) {
             return Err(ApiError::Unauthenticated("account is locked".into()));
         }
         if row.disabled {
@@ -165,8 +170,26 @@ pub fn full_scope(u: &UserPrincipal) -> ApiResult<&UserPrincipal> {
     }
 }
 
-fn gone() -> ApiError {
-    ApiError::Unauthenticated("the account behind this token no longer exists".into())
+/// The account behind a token could not be read: it is gone (Unauthenticated), or the database
+/// could not answer (Unavailable: the caller may retry; nothing is wrong with their account).
+fn gone(error: ApiError) -> ApiError {
+    match error {
+        ApiError::NotFound(_) => {
+            ApiError::Unauthenticated("the account behind this token no longer exists".into())
+        }
+        other => {
+            tracing::warn!(error = %other, "reading an account for an authorization check failed");
+            ApiError::Unavailable(
+                "your account cannot be checked right now; try again shortly".into(),
+            )
+        }
+    }
+}
+
+/// Whether the account is locked now: an admin's lock, or an automatic lockout that has not
+/// run out yet.
+pub fn is_locked(row: &user::Model) -> bool {
+    row.locked && row.locked_until.is_none_or(|until| until > Utc::now())
 }
 
 /// An audit event about `user_id`, by `actor`.

@@ -1,5 +1,9 @@
 //! Access tokens: compact JWS (RFC 7515) signed with Ed25519 ("EdDSA"), verified locally by
 //! every service against the key set identity publishes.
+//!
+//! Every token carries the audience [`AUDIENCE`] (`aud`), added by [`sign`] and required by
+//! [`verify`]: a token minted for something else with the same keys is not an Atrium access
+//! token.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -48,6 +52,18 @@ pub struct AccessClaims {
     pub scope: Scope,
 }
 
+/// The `aud` of Atrium access tokens.
+pub const AUDIENCE: &str = "atrium";
+
+/// The claims as signed: [`AccessClaims`] plus the audience.
+#[derive(Serialize, Deserialize)]
+struct Signed<C> {
+    #[serde(flatten)]
+    claims: C,
+    #[serde(default)]
+    aud: Option<String>,
+}
+
 #[derive(Serialize, Deserialize)]
 struct Header<'a> {
     alg: &'a str,
@@ -68,6 +84,8 @@ pub enum TokenError {
     Expired,
     #[error("access token has the wrong issuer")]
     WrongIssuer,
+    #[error("access token is not meant for Atrium (wrong or missing audience)")]
+    WrongAudience,
 }
 
 /// Signs `claims` with `key`, naming it `kid` in the header.
@@ -79,7 +97,11 @@ pub fn sign(claims: &AccessClaims, kid: &str, key: &SigningKey) -> String {
     };
     // Serialising these plain structs cannot fail.
     let header = serde_json::to_vec(&header).unwrap_or_default();
-    let payload = serde_json::to_vec(claims).unwrap_or_default();
+    let payload = serde_json::to_vec(&Signed {
+        claims,
+        aud: Some(AUDIENCE.to_owned()),
+    })
+    .unwrap_or_default();
     let mut token = String::with_capacity(256);
     B64.encode_string(header, &mut token);
     token.push('.');
@@ -127,10 +149,13 @@ pub fn verify(
         )
         .map_err(|_| TokenError::BadSignature)?;
     let payload = B64.decode(payload_b64).map_err(|_| TokenError::Malformed)?;
-    let claims: AccessClaims =
+    let Signed::<AccessClaims> { claims, aud } =
         serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
     if claims.iss != issuer {
         return Err(TokenError::WrongIssuer);
+    }
+    if aud.as_deref() != Some(AUDIENCE) {
+        return Err(TokenError::WrongAudience);
     }
     if now >= claims.exp {
         return Err(TokenError::Expired);
@@ -210,6 +235,39 @@ mod tests {
                 verify(junk, &set, "atrium", 50),
                 Err(TokenError::Malformed),
                 "{junk}"
+            );
+        }
+    }
+
+    #[test]
+    fn tokens_for_another_audience_are_refused() {
+        let (key, set) = setup();
+        let token = sign(&claims(100), "k1", &key);
+        let payload = token.split('.').nth(1).unwrap_or_default();
+        let json: serde_json::Value =
+            serde_json::from_slice(&B64.decode(payload).unwrap_or_default()).unwrap_or_default();
+        assert_eq!(json["aud"], AUDIENCE);
+        // The same claims signed by the same key, with another audience or none.
+        for aud in [Some("other"), None] {
+            let mut json = json.clone();
+            match aud {
+                Some(aud) => json["aud"] = aud.into(),
+                None => {
+                    json.as_object_mut().map(|o| o.remove("aud"));
+                }
+            }
+            let header = token.split('.').next().unwrap_or_default();
+            let mut forged = format!(
+                "{header}.{}",
+                B64.encode(serde_json::to_vec(&json).unwrap_or_default())
+            );
+            let signature = key.sign(forged.as_bytes());
+            forged.push('.');
+            forged.push_str(&B64.encode(signature.to_bytes()));
+            assert_eq!(
+                verify(&forged, &set, "atrium", 50),
+                Err(TokenError::WrongAudience),
+                "{aud:?}"
             );
         }
     }

@@ -1,4 +1,7 @@
-//! API keys: created by admins with a permission set, secret shown once and stored as a hash.
+//! API keys: a permission set, secret shown once and stored as a hash. A key has an owner (the
+//! user who created it, or the owner of the key that did): it confers only what the creator
+//! holds, acts with its permissions that the owner still holds, and stops working when the owner
+//! is deleted, locked or disabled.
 
 use atrium_proto::identity::v1 as pb;
 use atrium_service_kit::auth::{ApiKeyPrincipal, Principal, permissions};
@@ -9,7 +12,7 @@ use sea_orm::{ActiveValue::Set, IntoActiveModel};
 use serde_json::json;
 
 use crate::convert::{self, api_key_to_proto, split_permissions};
-use crate::core::{Core, event, record};
+use crate::core::{Core, event, is_locked, record};
 use crate::crypto::{random_token, sha256_hex};
 use crate::entity::api_key;
 
@@ -49,6 +52,19 @@ pub async fn create(
             perms.push(p.to_owned());
         }
     }
+    // Delegation never escalates: a key carries only permissions its creator holds.
+    core.caller_rights(principal)
+        .await?
+        .confer(perms.iter().map(String::as_str), false)?;
+    let owner_user_id = match principal {
+        Principal::User(u) => Some(u.user_id.clone()),
+        Principal::ApiKey(k) => core
+            .repo
+            .api_key(&k.key_id)
+            .await?
+            .and_then(|row| row.owner_user_id),
+        Principal::Service(_) => None,
+    };
     let now = Utc::now();
     let expires_at = req
         .expires_at
@@ -70,6 +86,7 @@ pub async fn create(
         last_used_at: None,
         revoked_at: None,
         created_by: principal.actor(),
+        owner_user_id,
     };
     let ev = event(
         "api_key.create",
@@ -175,12 +192,49 @@ pub async fn authenticate(core: &Core, id: &str, secret: &str) -> ApiResult<ApiK
             tracing::warn!(api_key_id = id, error = %e, "recording API key use failed");
         }
     }
+    let permissions = effective_permissions(core, &row).await?;
     Ok(ApiKeyPrincipal {
         key_id: row.id,
         name: row.name,
         read_only: row.read_only,
-        permissions: split_permissions(&row.permissions),
+        permissions,
     })
+}
+
+/// The key's permissions that its owner still holds; refused when the owner is gone, locked,
+/// disabled, or holds none of them any more.
+async fn effective_permissions(core: &Core, row: &api_key::Model) -> ApiResult<Vec<String>> {
+    let stored = split_permissions(&row.permissions);
+    let Some(owner) = &row.owner_user_id else {
+        return Ok(stored);
+    };
+    let owner_row = match core.repo.user(owner).await {
+        Ok(owner_row) => owner_row,
+        Err(ApiError::NotFound(_)) => {
+            return Err(ApiError::Unauthenticated(
+                "API key's owner no longer exists".into(),
+            ));
+        }
+        Err(e) => {
+            tracing::warn!(api_key_id = %row.id, error = %e, "reading an API key's owner failed");
+            return Err(ApiError::Unavailable(
+                "API key cannot be checked right now; try again shortly".into(),
+            ));
+        }
+    };
+    if is_locked(&owner_row) || owner_row.disabled {
+        return Err(ApiError::Unauthenticated(
+            "API key's owner is locked or disabled".into(),
+        ));
+    }
+    let rights = core.user_rights(owner, false).await?;
+    let kept: Vec<String> = stored.iter().filter(|p| rights.holds(p)).cloned().collect();
+    if kept.is_empty() && !stored.is_empty() {
+        return Err(ApiError::Unauthenticated(
+            "API key's owner no longer holds any of its permissions".into(),
+        ));
+    }
+    Ok(kept)
 }
 
 pub async fn authenticate_rpc(
@@ -188,7 +242,7 @@ pub async fn authenticate_rpc(
     principal: &Principal,
     req: pb::AuthenticateApiKeyRequest,
 ) -> ApiResult<pb::ApiKey> {
-    if *principal != Principal::Service {
+    if !principal.is_service() {
         return Err(ApiError::PermissionDenied(
             "AuthenticateApiKey is for Atrium's services".into(),
         ));
@@ -203,7 +257,7 @@ pub async fn authenticate_rpc(
             event(
                 "api_key.failure",
                 None,
-                "service",
+                &principal.actor(),
                 json!({ "api_key_id": req.id, "reason": reason }),
             ),
         )
@@ -215,5 +269,8 @@ pub async fn authenticate_rpc(
         .api_key(&principal.key_id)
         .await?
         .ok_or_else(|| ApiError::not_found("API key"))?;
-    Ok(api_key_to_proto(&row))
+    // What the key may do now: its permissions that the owner still holds.
+    let mut key = api_key_to_proto(&row);
+    key.permissions = principal.permissions;
+    Ok(key)
 }

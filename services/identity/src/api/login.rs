@@ -4,6 +4,8 @@
 //! but not set up) → forced password change → a login session with full tokens. Each unfinished
 //! step answers a restricted access token that only allows that step.
 
+use std::net::IpAddr;
+
 use atrium_proto::identity::v1 as pb;
 use atrium_service_kit::auth::{Principal, Scope, permissions};
 use atrium_service_kit::{ApiError, ApiResult};
@@ -12,15 +14,39 @@ use sea_orm::{ActiveValue::Set, IntoActiveModel};
 use serde_json::json;
 
 use crate::convert::{self, Realm, timestamp, user_to_proto};
-use crate::core::{Core, event, full_scope, record};
+use crate::core::{Core, event, full_scope, is_locked, record};
 use crate::crypto::{random_token, sha256_hex};
 use crate::entity::{login_session, user};
-use crate::repo::Repo;
+use crate::policy_link::TwoFactorPolicy;
 use crate::{password, totp};
 
 const BAD_CREDENTIALS: &str = "invalid username or password";
 
-pub async fn login(core: &Core, req: pb::LoginRequest) -> ApiResult<pb::LoginResponse> {
+/// The user's two-factor settings: from policy when configured; identity alone keeps the old
+/// behaviour (enrolment voluntary, required only once enrolled or after an admin reset).
+pub async fn two_factor_policy(core: &Core, user_id: &str) -> ApiResult<TwoFactorPolicy> {
+    match &core.policy_link {
+        Some(policy) => policy.two_factor(user_id).await,
+        None => Ok(TwoFactorPolicy::STANDALONE),
+    }
+}
+
+/// How many failures lock the account for this kind of attempt: wrong second factors after a
+/// correct password are bounded by `totp_max_attempts` even when `lockout_threshold` is 0.
+fn lock_at(core: &Core, second_factor: bool) -> u32 {
+    let threshold = core.config.lockout_threshold;
+    match (second_factor, threshold) {
+        (false, t) => t,
+        (true, 0) => core.config.totp_max_attempts,
+        (true, t) => t.min(core.config.totp_max_attempts),
+    }
+}
+
+pub async fn login(
+    core: &Core,
+    source: Option<IpAddr>,
+    req: pb::LoginRequest,
+) -> ApiResult<pb::LoginResponse> {
     let username = convert::username("username", &req.username)?;
     if req.password.is_empty() {
         return Err(ApiError::invalid("password", "is required"));
@@ -28,9 +54,14 @@ pub async fn login(core: &Core, req: pb::LoginRequest) -> ApiResult<pb::LoginRes
     if req.password.len() > password::MAX_LENGTH {
         return Err(ApiError::Unauthenticated(BAD_CREDENTIALS.into()));
     }
-    let Some(row) = core.repo.user_by_username(&username).await? else {
+    // Before any database or argon2 work: a flood is refused cheaply.
+    core.guard.admit_login(&username, source)?;
+    let Some(mut row) = core.repo.user_by_username(&username).await? else {
         // Same work as a wrong password, so timing does not reveal which usernames exist.
-        let _ = password::verify(req.password, core.dummy_hash.clone()).await?;
+        let _ = core
+            .guard
+            .verify(req.password, core.dummy_hash.clone())
+            .await?;
         record(
             core,
             event(
@@ -49,12 +80,21 @@ pub async fn login(core: &Core, req: pb::LoginRequest) -> ApiResult<pb::LoginRes
     // whether a guess was right (which would let guessing go on against a locked account).
     // The audit trail keeps the reason for administrators.
     let verified = match (&row.password_hash, local) {
-        (Some(hash), true) => password::verify(req.password, hash.clone()).await?,
+        (Some(hash), true) => core.guard.verify(req.password, hash.clone()).await?,
         _ => {
-            let _ = password::verify(req.password, core.dummy_hash.clone()).await?;
+            let _ = core
+                .guard
+                .verify(req.password, core.dummy_hash.clone())
+                .await?;
             false
         }
     };
+    // An automatic lockout whose time is up ends here (an admin's lock has no end).
+    if row.locked && !is_locked(&row) && core.repo.expire_lockout(&row.id, Utc::now()).await? {
+        row.locked = false;
+        row.locked_until = None;
+        row.failed_login_count = 0;
+    }
     let refused = if !local {
         Some("not_local")
     } else if row.locked {
@@ -75,7 +115,8 @@ pub async fn login(core: &Core, req: pb::LoginRequest) -> ApiResult<pb::LoginRes
         return Err(ApiError::Unauthenticated(BAD_CREDENTIALS.into()));
     }
     if !verified {
-        return Err(failed_attempt(core, &row, "bad_password", BAD_CREDENTIALS, false).await);
+        let lock_at = lock_at(core, false);
+        return Err(failed_attempt(core, &row, "bad_password", BAD_CREDENTIALS, lock_at).await);
     }
     if let Some(sealed) = &row.totp_secret {
         if req.totp_code.trim().is_empty() {
@@ -92,7 +133,7 @@ pub async fn login(core: &Core, req: pb::LoginRequest) -> ApiResult<pb::LoginRes
                 &row,
                 "bad_totp_code",
                 "invalid two-factor code",
-                true,
+                lock_at(core, true),
             )
             .await);
         };
@@ -102,7 +143,7 @@ pub async fn login(core: &Core, req: pb::LoginRequest) -> ApiResult<pb::LoginRes
                 &row,
                 "reused_totp_code",
                 "this two-factor code was already used; wait for the next one",
-                true,
+                lock_at(core, true),
             )
             .await);
         }
@@ -118,32 +159,57 @@ pub async fn login(core: &Core, req: pb::LoginRequest) -> ApiResult<pb::LoginRes
         .await;
         return Err(ApiError::Unauthenticated(BAD_CREDENTIALS.into()));
     }
-    if row.totp_secret.is_none() && (row.totp_required || req.require_two_factor) {
-        return restricted(
-            core,
-            &row,
-            Scope::TotpEnrollment,
-            pb::LoginStatus::TotpEnrollmentRequired,
-        );
+    // The request's `require_two_factor` is ignored: the server decides.
+    if let Some(response) = two_factor_step(core, &row).await? {
+        return Ok(response);
     }
     continue_login(core, &row).await
 }
 
-/// Counts a failed attempt (locking the account at the threshold) and returns the error to send.
-/// `announce_lock` says so when this attempt locked the account: only once the caller has proven
-/// the password (a wrong second factor), so a lock does not reveal that a username exists.
+/// When the user must use two-factor authentication but has not enrolled: the enrolment step
+/// (or a refusal, when policy allows no method they could enrol).
+async fn two_factor_step(core: &Core, row: &user::Model) -> ApiResult<Option<pb::LoginResponse>> {
+    if row.totp_secret.is_some() {
+        return Ok(None);
+    }
+    let policy = two_factor_policy(core, &row.id).await?;
+    if !(row.totp_required || policy.required) {
+        return Ok(None);
+    }
+    if !policy.totp_allowed {
+        return Err(ApiError::FailedPrecondition(
+            "two-factor authentication is required for this account, but no second factor it \
+             could enrol is allowed (allow_totp_2fa is off); ask an administrator"
+                .into(),
+        ));
+    }
+    restricted(
+        core,
+        row,
+        Scope::TotpEnrollment,
+        pb::LoginStatus::TotpEnrollmentRequired,
+    )
+    .map(Some)
+}
+
+fn lockout_secs(core: &Core) -> i64 {
+    i64::try_from(core.config.lockout_duration_secs).unwrap_or(i64::MAX / 2)
+}
+
+/// Counts a failed attempt (locking the account for `lockout_duration_secs` at `lock_at`
+/// failures) and returns the error to send.
 async fn failed_attempt(
     core: &Core,
     row: &user::Model,
     reason: &str,
     message: &str,
-    announce_lock: bool,
+    lock_at: u32,
 ) -> ApiError {
-    let (count, newly_locked) = match core
-        .repo
-        .record_failed_login(&row.id, core.config.lockout_threshold)
-        .await
-    {
+    // The lock is announced only once the caller has proven the password (a wrong second
+    // factor, a wrong old password), so a lock does not reveal that a username exists.
+    let announce_lock = reason != "bad_password";
+    let until = Utc::now() + Duration::seconds(lockout_secs(core));
+    let (count, newly_locked) = match core.repo.record_failed_login(&row.id, lock_at, until).await {
         Ok(result) => result,
         Err(e) => return e,
     };
@@ -164,7 +230,7 @@ async fn failed_attempt(
                 "user.locked",
                 Some(&row.id),
                 "service",
-                json!({ "reason": "too_many_failed_logins" }),
+                json!({ "reason": "too_many_failed_logins", "until_secs": lockout_secs(core) }),
             ),
         )
         .await;
@@ -279,6 +345,22 @@ pub async fn refresh(core: &Core, req: pb::RefreshRequest) -> ApiResult<pb::Logi
         ));
     }
     let row = core.active_user(&session.user_id).await?;
+    // A refresh is not a way around what a login would require now: a forced password change
+    // or a two-factor enrolment ends this session and answers that step instead.
+    let pending = if row.force_password_reset && row.realm == Realm::Local.as_str() {
+        Some(restricted(
+            core,
+            &row,
+            Scope::PasswordChange,
+            pb::LoginStatus::PasswordChangeRequired,
+        )?)
+    } else {
+        two_factor_step(core, &row).await?
+    };
+    if let Some(step) = pending {
+        core.repo.revoke_login_session(&session.id, now).await?;
+        return Ok(step);
+    }
     let refresh = random_token::<32>();
     if !core
         .repo
@@ -336,6 +418,7 @@ pub async fn logout(
     {
         core.require(principal, permissions::USERS_AUTH_SESSION)
             .await?;
+        core.may_act_on(principal, &session.user_id).await?;
     }
     let ended = core.repo.revoke_login_session(&session_id, now).await?;
     // A session that had already ended is not logged out again.
@@ -368,10 +451,10 @@ pub async fn logout_everywhere(
     } else {
         convert::user_id("user_id", &req.user_id)?
     };
-    core.self_or(principal, &target, permissions::USERS_AUTH_SESSION)
+    core.act_on(principal, &target, permissions::USERS_AUTH_SESSION)
         .await?;
     core.repo.user(&target).await?;
-    let ended = Repo::revoke_user_sessions(core.repo.db(), &target, None, Utc::now()).await?;
+    let ended = core.repo.end_user_sessions(&target, Utc::now()).await?;
     record(
         core,
         event(
@@ -413,23 +496,27 @@ pub async fn change_password(
     core.policy
         .check("new_password", &req.new_password, &row.username)?;
     let stored = row.password_hash.clone().unwrap_or_default();
-    if !password::verify(req.old_password.clone(), stored.clone()).await? {
+    if !core
+        .guard
+        .verify(req.old_password.clone(), stored.clone())
+        .await?
+    {
         return Err(failed_attempt(
             core,
             &row,
             "bad_old_password",
             "old_password: is not the current password",
-            true,
+            lock_at(core, false),
         )
         .await);
     }
-    if password::verify(req.new_password.clone(), stored).await? {
+    if core.guard.verify(req.new_password.clone(), stored).await? {
         return Err(ApiError::invalid(
             "new_password",
             "must differ from the current password",
         ));
     }
-    let hash = password::hash(req.new_password).await?;
+    let hash = core.guard.hash(req.new_password).await?;
     let now = Utc::now();
     let mut active = row.clone().into_active_model();
     active.password_hash = Set(Some(hash));
@@ -473,9 +560,9 @@ pub async fn who_am_i(core: &Core, principal: &Principal) -> ApiResult<pb::WhoAm
             permissions: k.permissions.clone(),
             ..Default::default()
         },
-        Principal::Service => pb::WhoAmIResponse {
+        Principal::Service(service) => pb::WhoAmIResponse {
             kind: "service".into(),
-            service: "atrium".into(),
+            service: service.name().into(),
             ..Default::default()
         },
     })

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod login;
 pub mod profile;
+pub mod revocations;
 mod service;
 pub mod twofa;
 pub mod users;

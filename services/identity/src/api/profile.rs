@@ -45,7 +45,7 @@ pub async fn update_settings(
     req: pb::UpdateUserSettingsRequest,
 ) -> ApiResult<pb::UserSettings> {
     let id = target(core, principal, &req.user_id)?;
-    core.self_or(principal, &id, permissions::USERS_MODIFY)
+    core.act_on(principal, &id, permissions::USERS_MODIFY)
         .await?;
     let theme = req
         .theme
@@ -144,7 +144,7 @@ pub async fn generate(
     req: pb::GenerateSshKeyRequest,
 ) -> ApiResult<pb::SshKey> {
     let id = target(core, principal, &req.user_id)?;
-    core.self_or(principal, &id, permissions::USERS_MODIFY)
+    core.act_on(principal, &id, permissions::USERS_MODIFY)
         .await?;
     let user = core.repo.user(&id).await?;
     let pair = ssh_key::private::Ed25519Keypair::from_seed(&crate::crypto::random_bytes::<32>());
@@ -166,7 +166,7 @@ pub async fn set(
     req: pb::SetSshKeyRequest,
 ) -> ApiResult<pb::SshKey> {
     let id = target(core, principal, &req.user_id)?;
-    core.self_or(principal, &id, permissions::USERS_MODIFY)
+    core.act_on(principal, &id, permissions::USERS_MODIFY)
         .await?;
     core.repo.user(&id).await?;
     let public = PublicKey::from_openssh(req.public_key.trim())
@@ -204,8 +204,10 @@ pub async fn get(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("SSH key of user {id}")))?;
     let private_key = if req.include_private_key {
-        // Admins and services only, even for the caller's own key (the proto's contract).
+        // Admins and services only, even for the caller's own key (the proto's contract); and
+        // a private key is a credential: only of users whose rights the caller covers.
         core.require(principal, permissions::USERS_MODIFY).await?;
+        core.may_act_on(principal, &id).await?;
         let pem = core
             .secrets
             .open(&row.private_key_sealed)

@@ -5,7 +5,7 @@ use atrium_proto::identity::v1::identity_service_server::IdentityService;
 use atrium_service_kit::auth::principal;
 use tonic::{Request, Response, Status};
 
-use super::{api_keys, audit, login, profile, twofa, users};
+use super::{api_keys, audit, login, profile, revocations, twofa, users};
 use crate::core::SharedCore;
 
 pub struct IdentityApi {
@@ -61,8 +61,19 @@ identity_service! {
     list_audit_events(pb::ListAuditEventsRequest) -> pb::ListAuditEventsResponse = audit::list;
     @rest
 
+    type WatchRevocationsStream = revocations::RevocationStream;
+
+    async fn watch_revocations(
+        &self,
+        request: Request<pb::WatchRevocationsRequest>,
+    ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
+        let principal = principal(&request)?;
+        Ok(Response::new(revocations::watch(self.core.clone(), &principal, request.into_inner()).await?))
+    }
+
     async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
-        Ok(Response::new(login::login(&self.core, request.into_inner()).await?))
+        let source = request.remote_addr().map(|addr| addr.ip());
+        Ok(Response::new(login::login(&self.core, source, request.into_inner()).await?))
     }
 
     async fn refresh(&self, request: Request<pb::RefreshRequest>) -> Result<Response<pb::LoginResponse>, Status> {

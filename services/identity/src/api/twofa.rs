@@ -49,6 +49,21 @@ pub async fn enroll(
             "two-factor authentication is already set up; an administrator can reset it".into(),
         ));
     }
+    // Policy decides (identity alone: enrolment is voluntary).
+    let policy = crate::api::login::two_factor_policy(core, &row.id).await?;
+    if !policy.totp_allowed {
+        return Err(ApiError::FailedPrecondition(
+            "TOTP is not an allowed second factor for this account (allow_totp_2fa is off)".into(),
+        ));
+    }
+    let must_enrol = policy.required || row.totp_required;
+    if caller.scope == Scope::Full && !must_enrol && !policy.self_enrollment {
+        return Err(ApiError::PermissionDenied(
+            "enrolling a second factor yourself is not allowed for this account \
+             (allow_2fa_self_enrollment is off); an administrator can require it"
+                .into(),
+        ));
+    }
     let secret = totp::generate_secret();
     let mut active = row.clone().into_active_model();
     active.totp_pending_secret = Set(Some(

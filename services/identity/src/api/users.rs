@@ -9,9 +9,8 @@ use sea_orm::{ActiveValue::Set, IntoActiveModel};
 use serde_json::json;
 
 use crate::convert::{self, Realm, user_to_proto};
-use crate::core::{Actor, Core, event};
+use crate::core::{Actor, Core, event, is_locked};
 use crate::entity::user;
-use crate::password;
 use crate::repo::UserFilter;
 
 pub async fn create(
@@ -54,7 +53,7 @@ pub async fn new_user(
         None
     } else {
         core.policy.check("password", &req.password, &username)?;
-        Some(password::hash(req.password).await?)
+        Some(core.guard.hash(req.password).await?)
     };
     let now = Utc::now();
     Ok(user::Model {
@@ -88,6 +87,7 @@ pub async fn new_user(
         totp_pending_secret: None,
         totp_required: false,
         totp_last_step: None,
+        locked_until: None,
     })
 }
 
@@ -148,7 +148,7 @@ pub async fn update(
 ) -> ApiResult<pb::User> {
     let id = convert::user_id("user_id", &req.user_id)?;
     let actor = core
-        .self_or(principal, &id, permissions::USERS_MODIFY)
+        .act_on(principal, &id, permissions::USERS_MODIFY)
         .await?;
     let current = core.repo.user(&id).await?;
     let mut changed: Vec<&'static str> = Vec::new();
@@ -193,8 +193,15 @@ pub async fn update(
         changed.push("realm");
     }
     let mut revoke_sessions = false;
+    // Held until the change is saved (see `guard_last_admin`).
+    let mut _serial = None;
     if let Some(locked) = req.locked {
+        if locked && !is_locked(&current) {
+            _serial = core.guard_last_admin(&current, "lock").await?;
+        }
         row.locked = Set(locked);
+        // An administrator's lock is manual: it stays until unlocked (no expiry).
+        row.locked_until = Set(None);
         if !locked {
             row.failed_login_count = Set(0);
         }
@@ -202,6 +209,9 @@ pub async fn update(
         changed.push("locked");
     }
     if let Some(disabled) = req.disabled {
+        if disabled && !current.disabled && _serial.is_none() {
+            _serial = core.guard_last_admin(&current, "disable").await?;
+        }
         row.disabled = Set(disabled);
         revoke_sessions |= disabled;
         changed.push("disabled");
@@ -211,6 +221,9 @@ pub async fn update(
         .unwrap_or(current.force_password_reset);
     if req.force_password_reset.is_some() {
         row.force_password_reset = Set(force_reset);
+        // A forced reset takes effect now: the user's sessions end, and their next sign-in
+        // goes through the password change.
+        revoke_sessions |= force_reset && !current.force_password_reset;
         changed.push("force_password_reset");
     }
     if force_reset && realm != Realm::Local {
@@ -257,6 +270,9 @@ pub async fn delete(
             "you cannot delete your own account".into(),
         ));
     }
+    core.may_act_on(principal, &id).await?;
+    let target = core.repo.user(&id).await?;
+    let _serial = core.guard_last_admin(&target, "delete").await?;
     let ev = event("user.delete", Some(&id), &principal.actor(), json!({}));
     core.repo.delete_user(&id, ev).await?;
     core.user_events_queued();
@@ -295,6 +311,7 @@ pub async fn reset_two_factor(
 ) -> ApiResult<pb::User> {
     let id = convert::user_id("user_id", &req.user_id)?;
     core.require(principal, permissions::USERS_MODIFY).await?;
+    core.may_act_on(principal, &id).await?;
     let current = core.repo.user(&id).await?;
     let required = current.totp_required || current.totp_secret.is_some();
     let mut row = current.into_active_model();
@@ -303,8 +320,9 @@ pub async fn reset_two_factor(
     row.totp_required = Set(required);
     row.updated_at = Set(Utc::now());
     let ev = event("2fa.reset", Some(&id), &principal.actor(), json!({}));
+    // Sessions opened with the old second factor end: the next sign-in enrols again.
     Ok(user_to_proto(
-        &core.repo.save_user(row, Some(ev), false, None).await?,
+        &core.repo.save_user(row, Some(ev), true, None).await?,
     ))
 }
 
@@ -315,6 +333,7 @@ pub async fn set_password(
 ) -> ApiResult<pb::User> {
     let id = convert::user_id("user_id", &req.user_id)?;
     core.require(principal, permissions::USERS_MODIFY).await?;
+    core.may_act_on(principal, &id).await?;
     let current = core.repo.user(&id).await?;
     if req.force_password_reset && current.realm != Realm::Local.as_str() {
         return Err(ApiError::invalid(
@@ -324,7 +343,7 @@ pub async fn set_password(
     }
     core.policy
         .check("new_password", &req.new_password, &current.username)?;
-    let hash = password::hash(req.new_password).await?;
+    let hash = core.guard.hash(req.new_password).await?;
     let now = Utc::now();
     let mut row = current.into_active_model();
     row.password_hash = Set(Some(hash));

@@ -16,6 +16,8 @@ pub struct Model {
     pub last_used_at: Option<DateTimeUtc>,
     pub revoked_at: Option<DateTimeUtc>,
     pub created_by: String,
+    /// The user whose rights bound the key's (None: created by a service, or before owners).
+    pub owner_user_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

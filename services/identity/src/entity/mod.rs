@@ -4,6 +4,7 @@ pub mod api_key;
 pub mod audit_event;
 pub mod login_session;
 pub mod policy_outbox;
+pub mod revocation;
 pub mod signing_key;
 pub mod ssh_key;
 pub mod user;

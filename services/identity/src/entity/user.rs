@@ -41,6 +41,9 @@ pub struct Model {
     pub totp_required: bool,
     /// The last TOTP time step accepted: a code is accepted once only.
     pub totp_last_step: Option<i64>,
+    /// An automatic lockout (failed attempts) lasts until then; `locked` is an admin's manual
+    /// lock, which stays until unlocked.
+    pub locked_until: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

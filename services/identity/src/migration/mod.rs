@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_identity;
 mod m20261123_000002_policy_outbox;
+mod m20261127_000001_trust_model;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_create_identity::Migration),
             Box::new(m20261123_000002_policy_outbox::Migration),
+            Box::new(m20261127_000001_trust_model::Migration),
         ]
     }
 

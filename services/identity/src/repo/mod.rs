@@ -1,5 +1,12 @@
 //! Every database access of the identity service, and the one place database errors become
-//! domain errors.
+//! domain errors. Login sessions and their revocations are in `sessions`; retention pruning in
+//! `retention`.
+
+mod admins;
+mod retention;
+mod sessions;
+
+use std::sync::Arc;
 
 use atrium_service_kit::db::contains_pattern;
 use atrium_service_kit::error::unique_as;
@@ -10,6 +17,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
     IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
+use tokio::sync::Notify;
 
 use crate::entity::{
     api_key, audit_event, login_session, policy_outbox, signing_key, ssh_key, user, user_settings,
@@ -39,6 +47,8 @@ pub struct Repo {
     db: DatabaseConnection,
     /// Whether user lifecycle events are queued for the policy service.
     outbox: bool,
+    /// Notified after a commit that wrote revocations, so the feed picks them up at once.
+    revoked: Arc<Notify>,
 }
 
 /// An outbox row for a user lifecycle event.
@@ -61,7 +71,16 @@ fn outbox_event(
 
 impl Repo {
     pub fn new(db: DatabaseConnection, outbox: bool) -> Self {
-        Self { db, outbox }
+        Self {
+            db,
+            outbox,
+            revoked: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Fires after every commit that wrote revocations.
+    pub fn revoked_signal(&self) -> Arc<Notify> {
+        self.revoked.clone()
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -141,6 +160,9 @@ impl Repo {
             Self::revoke_user_sessions(&txn, &saved.id, keep_session, Utc::now()).await?;
         }
         txn.commit().await?;
+        if revoke_sessions {
+            self.revoked.notify_one();
+        }
         Ok(saved)
     }
 
@@ -151,6 +173,7 @@ impl Repo {
         if deleted.rows_affected == 0 {
             return Err(ApiError::not_found(format!("user {id}")));
         }
+        Self::revoke_user_sessions(&txn, id, None, Utc::now()).await?;
         login_session::Entity::delete_many()
             .filter(login_session::Column::UserId.eq(id))
             .exec(&txn)
@@ -167,6 +190,7 @@ impl Repo {
                 .await?;
         }
         txn.commit().await?;
+        self.revoked.notify_one();
         Ok(())
     }
 
@@ -209,8 +233,16 @@ impl Repo {
             .await?)
     }
 
-    /// Adds one failed login atomically and returns the new count.
-    pub async fn record_failed_login(&self, id: &str, lock_at: u32) -> ApiResult<(i32, bool)> {
+    /// Adds one failed login atomically and returns the new count and whether this attempt
+    /// locked the account: at `lock_at` failures (0: never) it is locked until `until` (an
+    /// automatic lockout, which expires), and its login sessions end, in one transaction.
+    pub async fn record_failed_login(
+        &self,
+        id: &str,
+        lock_at: u32,
+        until: DateTime<Utc>,
+    ) -> ApiResult<(i32, bool)> {
+        let txn = self.db.begin().await?;
         user::Entity::update_many()
             .col_expr(
                 user::Column::FailedLoginCount,
@@ -219,21 +251,50 @@ impl Repo {
             .filter(user::Column::Id.eq(id))
             // A locked account's count stays where the lock left it.
             .filter(user::Column::Locked.eq(false))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
         let mut newly_locked = false;
         if lock_at > 0 {
             let locked = user::Entity::update_many()
                 .col_expr(user::Column::Locked, Expr::value(true))
+                .col_expr(user::Column::LockedUntil, Expr::value(until))
                 .filter(user::Column::Id.eq(id))
                 .filter(user::Column::Locked.eq(false))
                 .filter(user::Column::FailedLoginCount.gte(i64::from(lock_at)))
-                .exec(&self.db)
+                .exec(&txn)
                 .await?;
             newly_locked = locked.rows_affected > 0;
         }
-        let row = self.user(id).await?;
+        if newly_locked {
+            Self::revoke_user_sessions(&txn, id, None, Utc::now()).await?;
+        }
+        let row = user::Entity::find_by_id(id)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("user {id}")))?;
+        txn.commit().await?;
+        if newly_locked {
+            self.revoked.notify_one();
+        }
         Ok((row.failed_login_count, newly_locked))
+    }
+
+    /// Lifts an automatic lockout whose time is up (a manual lock has no `locked_until` and
+    /// stays); true if it did.
+    pub async fn expire_lockout(&self, id: &str, now: DateTime<Utc>) -> ApiResult<bool> {
+        let lifted = user::Entity::update_many()
+            .col_expr(user::Column::Locked, Expr::value(false))
+            .col_expr(
+                user::Column::LockedUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(user::Column::FailedLoginCount, Expr::value(0))
+            .filter(user::Column::Id.eq(id))
+            .filter(user::Column::Locked.eq(true))
+            .filter(user::Column::LockedUntil.lte(now))
+            .exec(&self.db)
+            .await?;
+        Ok(lifted.rows_affected == 1)
     }
 
     /// Records that a TOTP code of `step` was used; false if that step (or a later one) was
@@ -272,86 +333,6 @@ impl Repo {
             .exec(&self.db)
             .await?;
         Ok(())
-    }
-
-    // ---- login sessions ----------------------------------------------------------------
-
-    pub async fn insert_login_session(&self, row: login_session::Model) -> ApiResult<()> {
-        login_session::Entity::insert(row.into_active_model())
-            .exec_without_returning(&self.db)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn login_session(&self, id: &str) -> ApiResult<Option<login_session::Model>> {
-        Ok(login_session::Entity::find_by_id(id).one(&self.db).await?)
-    }
-
-    pub async fn login_session_by_refresh(
-        &self,
-        hash: &str,
-    ) -> ApiResult<Option<login_session::Model>> {
-        Ok(login_session::Entity::find()
-            .filter(login_session::Column::RefreshHash.eq(hash))
-            .one(&self.db)
-            .await?)
-    }
-
-    pub async fn login_session_by_previous_refresh(
-        &self,
-        hash: &str,
-    ) -> ApiResult<Option<login_session::Model>> {
-        Ok(login_session::Entity::find()
-            .filter(login_session::Column::PreviousRefreshHash.eq(hash))
-            .one(&self.db)
-            .await?)
-    }
-
-    /// Replaces the refresh token if it is still `old`; false when another refresh won.
-    pub async fn rotate_refresh(
-        &self,
-        id: &str,
-        old: &str,
-        new: &str,
-        now: DateTime<Utc>,
-    ) -> ApiResult<bool> {
-        let result = login_session::Entity::update_many()
-            .col_expr(login_session::Column::RefreshHash, Expr::value(new))
-            .col_expr(login_session::Column::PreviousRefreshHash, Expr::value(old))
-            .col_expr(login_session::Column::LastUsedAt, Expr::value(now))
-            .filter(login_session::Column::Id.eq(id))
-            .filter(login_session::Column::RefreshHash.eq(old))
-            .filter(login_session::Column::RevokedAt.is_null())
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected == 1)
-    }
-
-    /// Revokes live login sessions of a user (all, or all but `except`); returns how many.
-    pub async fn revoke_user_sessions<C: ConnectionTrait>(
-        conn: &C,
-        user_id: &str,
-        except: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> ApiResult<u64> {
-        let mut query = login_session::Entity::update_many()
-            .col_expr(login_session::Column::RevokedAt, Expr::value(now))
-            .filter(login_session::Column::UserId.eq(user_id))
-            .filter(login_session::Column::RevokedAt.is_null());
-        if let Some(except) = except {
-            query = query.filter(login_session::Column::Id.ne(except));
-        }
-        Ok(query.exec(conn).await?.rows_affected)
-    }
-
-    pub async fn revoke_login_session(&self, id: &str, now: DateTime<Utc>) -> ApiResult<u64> {
-        let result = login_session::Entity::update_many()
-            .col_expr(login_session::Column::RevokedAt, Expr::value(now))
-            .filter(login_session::Column::Id.eq(id))
-            .filter(login_session::Column::RevokedAt.is_null())
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected)
     }
 
     // ---- API keys ----------------------------------------------------------------------

@@ -15,7 +15,11 @@ both_backends!(
     authenticate_api_key_is_for_services,
 );
 
-fn key_request(name: &str, read_only: bool, permissions: &[&str]) -> pb::CreateApiKeyRequest {
+pub(crate) fn key_request(
+    name: &str,
+    read_only: bool,
+    permissions: &[&str],
+) -> pb::CreateApiKeyRequest {
     pb::CreateApiKeyRequest {
         name: name.into(),
         read_only,
@@ -24,7 +28,7 @@ fn key_request(name: &str, read_only: bool, permissions: &[&str]) -> pb::CreateA
     }
 }
 
-fn credential(created: &pb::CreateApiKeyResponse) -> Credential {
+pub(crate) fn credential(created: &pb::CreateApiKeyResponse) -> Credential {
     Credential::ApiKey {
         id: created.api_key.as_ref().expect("api_key").id.clone(),
         secret: created.secret.clone(),

@@ -24,7 +24,13 @@ async fn locking_a_user_stops_their_live_token_at_once(backend: Backend) {
         .get_user(by_id(&bob.id))
         .await
         .fails(Code::Unauthenticated);
-    assert!(status.message().contains("locked"), "{}", status.message());
+    // Refused by the handler (the account is locked) or already by the auth layer (the lock
+    // revoked the login session), whichever sees it first.
+    assert!(
+        status.message().contains("locked") || status.message().contains("ended"),
+        "{}",
+        status.message()
+    );
     client
         .clone()
         .get_user_settings(pb::GetUserSettingsRequest::default())
@@ -65,7 +71,6 @@ async fn missing_or_bad_credentials_are_unauthenticated(backend: Backend) {
         Some(Credential::Bearer("a.b.c".into())),
         Some(Credential::Bearer(forged)),
         Some(Credential::Bearer(unknown_kid)),
-        Some(Credential::Service("not-the-service-token".into())),
         Some(Credential::ApiKey {
             id: "ak_nope".into(),
             secret: "nope".into(),

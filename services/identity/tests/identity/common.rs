@@ -4,11 +4,14 @@
 use std::time::Duration;
 
 pub use atrium_identity::testing::Client;
+use atrium_identity::testing::fake_policy::{
+    FakePolicy, FakePolicyGuard, start_identity_with_policy,
+};
 use atrium_identity::testing::{ADMIN_PASSWORD, TestIdentity};
 use atrium_identity::totp;
 pub use atrium_proto::common::v1::PageRequest;
 pub use atrium_proto::identity::v1 as pb;
-use atrium_service_kit::auth::Credential;
+use atrium_service_kit::auth::{Credential, Rights};
 pub use atrium_service_kit::testing::Backend;
 use sea_orm::{ConnectionTrait, Database, Statement};
 pub use tonic::Code;
@@ -41,10 +44,13 @@ pub(crate) use both_backends;
 pub const PASSWORD: &str = "correct horse battery";
 pub const NEW_PASSWORD: &str = "staple tinned gherkin";
 
-/// A running server and a client logged in as its bootstrap admin.
+/// A running server and a client logged in as its bootstrap admin; with a fake policy service
+/// when started by [`Env::start_with_policy`] (users' rights and 2FA settings come from it).
 pub struct Env {
     pub server: TestIdentity,
     pub admin: Client,
+    pub policy: Option<FakePolicy>,
+    _policy_guard: Option<FakePolicyGuard>,
 }
 
 impl Env {
@@ -60,7 +66,50 @@ impl Env {
             .await
             .expect("start identity");
         let admin = server.admin().await.expect("admin login");
-        Self { server, admin }
+        Self {
+            server,
+            admin,
+            policy: None,
+            _policy_guard: None,
+        }
+    }
+
+    /// Identity wired to a fake policy service.
+    pub async fn start_with_policy(
+        backend: Backend,
+        tweak: impl FnOnce(&mut atrium_identity::IdentityConfig),
+    ) -> Self {
+        let (server, policy, guard) = start_identity_with_policy(backend, tweak)
+            .await
+            .expect("start identity with a fake policy");
+        let admin = server.admin().await.expect("admin login");
+        Self {
+            server,
+            admin,
+            policy: Some(policy),
+            _policy_guard: Some(guard),
+        }
+    }
+
+    /// The fake policy service (only with [`Env::start_with_policy`]).
+    pub fn policy(&self) -> &FakePolicy {
+        self.policy.as_ref().expect("started with a fake policy")
+    }
+
+    /// Gives `user_id` exactly `permissions` (not administrator).
+    pub fn grant(&self, user_id: &str, permissions: &[&str]) {
+        self.policy().set_rights(
+            user_id,
+            Rights::new(false, permissions.iter().map(|p| (*p).to_owned())),
+        );
+    }
+
+    /// A new local user holding exactly `permissions`, and a client signed in as them.
+    pub async fn principal(&self, username: &str, permissions: &[&str]) -> (pb::User, Client) {
+        let user = self.create_user(username).await;
+        self.grant(&user.id, permissions);
+        let (_, client) = self.login_ok(username, PASSWORD).await;
+        (user, client)
     }
 
     pub fn admin(&self) -> Client {

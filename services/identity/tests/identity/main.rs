@@ -10,8 +10,10 @@
 mod common;
 
 mod api_keys;
+mod attacks;
 mod audit;
 mod authz;
+mod delegation;
 mod health;
 mod keys;
 mod listing;

@@ -145,7 +145,7 @@ async fn settings_defaults_and_updates(backend: Backend) {
         .invalid("user_id");
 }
 
-fn keypair(seed: u8, comment: &str) -> (String, String) {
+pub(crate) fn keypair(seed: u8, comment: &str) -> (String, String) {
     let pair = ssh_key::private::Ed25519Keypair::from_seed(&[seed; 32]);
     let private = PrivateKey::new(ssh_key::private::KeypairData::Ed25519(pair), comment)
         .expect("private key");

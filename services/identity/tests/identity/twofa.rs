@@ -269,8 +269,8 @@ async fn admin_reset_sends_the_user_back_to_enrolment(backend: Backend) {
 }
 
 async fn required_two_factor_enrols_before_the_password_change(backend: Backend) {
-    let env = Env::start(backend).await;
-    env.create_user("bob").await;
+    let env = Env::start_with_policy(backend, |_| {}).await;
+    let bob_user = env.create_user("bob").await;
     let carol = env
         .create(pb::CreateUserRequest {
             username: "carol".into(),
@@ -279,13 +279,30 @@ async fn required_two_factor_enrols_before_the_password_change(backend: Backend)
             ..Default::default()
         })
         .await;
+    // The request's flag is ignored: whatever the caller says, the server decides.
     let required = |username: &str, password: &str, code: String| pb::LoginRequest {
-        require_two_factor: true,
+        require_two_factor: false,
         ..login_request(username, password, &code)
     };
 
-    // Without the requirement an unenrolled user just signs in; with it, they must enrol.
-    env.login_ok("bob", PASSWORD).await;
+    // Without the requirement an unenrolled user just signs in (even if the request claims
+    // one); once policy requires 2FA (require_2fa), they must enrol.
+    env.login_with(pb::LoginRequest {
+        require_two_factor: true,
+        ..login_request("bob", PASSWORD, "")
+    })
+    .await
+    .must();
+    let (full, _) = env.login_ok("bob", PASSWORD).await;
+    env.policy().update(&bob_user.id, |u| u.require_2fa = true);
+    env.policy().update(&carol.id, |u| u.require_2fa = true);
+    // Refresh re-checks the requirement instead of renewing full tokens.
+    let refreshed = env.refresh(&full.refresh_token).await.must();
+    assert_eq!(refreshed.status(), pb::LoginStatus::TotpEnrollmentRequired);
+    assert!(refreshed.refresh_token.is_empty());
+    env.refresh(&full.refresh_token)
+        .await
+        .fails(Code::Unauthenticated);
     let bob = env
         .login_with(required("bob", PASSWORD, String::new()))
         .await
