@@ -24,7 +24,9 @@ pub fn problem(path: &str) -> Option<String> {
         return Some("must not contain control characters".into());
     }
     if !path.starts_with('/') {
-        return Some(format!("{path:?} must be an absolute path (start with \"/\")"));
+        return Some(format!(
+            "{path:?} must be an absolute path (start with \"/\")"
+        ));
     }
     if path.contains(':') || path.contains(',') {
         return Some(format!(
@@ -96,15 +98,27 @@ mod tests {
     #[test]
     fn refuses_what_docker_or_the_host_would_misread() {
         for bad in [
-            "", "srv", "./srv", "/srv/", "/srv//data", "/srv/./data", "/srv/../etc", "/a:b",
-            "/a,b", "/a\nb", "/a\0b",
+            "",
+            "srv",
+            "./srv",
+            "/srv/",
+            "/srv//data",
+            "/srv/./data",
+            "/srv/../etc",
+            "/a:b",
+            "/a,b",
+            "/a\nb",
+            "/a\0b",
         ] {
             assert!(problem(bad).is_some(), "{bad:?} accepted");
         }
         assert!(problem(&format!("/{}", "a".repeat(MAX_PATH_LEN))).is_some());
         assert!(mount_point("bind", "/").is_err());
         let err = host("volume_mapping[0].host_path", "/a:b").expect_err("colon");
-        assert!(err.to_string().starts_with("volume_mapping[0].host_path:"), "{err}");
+        assert!(
+            err.to_string().starts_with("volume_mapping[0].host_path:"),
+            "{err}"
+        );
     }
 
     #[test]

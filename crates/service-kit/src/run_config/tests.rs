@@ -35,18 +35,42 @@ fn every_allowed_key_parses() {
 
 #[test]
 fn errors_name_the_key_and_the_index() {
-    assert_eq!(field_of(json!({"cap_add": ["NET_ADMIN", "net admin"]})), "rc.cap_add[1]");
-    assert_eq!(field_of(json!({"devices": ["/dev/fuse", "/dev/a:b:c:d"]})), "rc.devices[1]");
-    assert_eq!(field_of(json!({"devices": ["/dev/../etc/shadow"]})), "rc.devices[0]");
+    assert_eq!(
+        field_of(json!({"cap_add": ["NET_ADMIN", "net admin"]})),
+        "rc.cap_add[1]"
+    );
+    assert_eq!(
+        field_of(json!({"devices": ["/dev/fuse", "/dev/a:b:c:d"]})),
+        "rc.devices[1]"
+    );
+    assert_eq!(
+        field_of(json!({"devices": ["/dev/../etc/shadow"]})),
+        "rc.devices[0]"
+    );
     assert_eq!(field_of(json!({"tmpfs": ["/run,x"]})), "rc.tmpfs[0]");
     assert_eq!(field_of(json!({"volumes": {}})), "rc.volumes");
     assert_eq!(field_of(json!({"network": "container:abc"})), "rc.network");
-    assert_eq!(field_of(json!({"dns": ["8.8.8.8", "dns.example"]})), "rc.dns[1]");
-    assert_eq!(field_of(json!({"security_opt": ["bogus"]})), "rc.security_opt[0]");
-    assert_eq!(field_of(json!({"labels": {"atrium.user_id": "x"}})), "rc.labels.atrium.user_id");
+    assert_eq!(
+        field_of(json!({"dns": ["8.8.8.8", "dns.example"]})),
+        "rc.dns[1]"
+    );
+    assert_eq!(
+        field_of(json!({"security_opt": ["bogus"]})),
+        "rc.security_opt[0]"
+    );
+    assert_eq!(
+        field_of(json!({"labels": {"atrium.user_id": "x"}})),
+        "rc.labels.atrium.user_id"
+    );
     assert_eq!(field_of(json!({"shm_size": 0})), "rc.shm_size");
-    assert_eq!(field_of(json!({"ulimits": [{"name": "nofile", "soft": 2, "hard": 1}]})), "rc.ulimits[0]");
-    assert_eq!(field_of(json!({"working_dir": "relative"})), "rc.working_dir");
+    assert_eq!(
+        field_of(json!({"ulimits": [{"name": "nofile", "soft": 2, "hard": 1}]})),
+        "rc.ulimits[0]"
+    );
+    assert_eq!(
+        field_of(json!({"working_dir": "relative"})),
+        "rc.working_dir"
+    );
     assert_eq!(field_of(json!([])), "rc");
 }
 
@@ -54,7 +78,12 @@ fn errors_name_the_key_and_the_index() {
 fn shell_words_split_like_a_shell() {
     assert_eq!(
         shell_words(r#"sh -c 'echo "hi there"' a\ b"#),
-        Some(vec!["sh".into(), "-c".into(), "echo \"hi there\"".into(), "a b".into()])
+        Some(vec![
+            "sh".into(),
+            "-c".into(),
+            "echo \"hi there\"".into(),
+            "a b".into()
+        ])
     );
     assert_eq!(shell_words("'open"), None);
 }

@@ -109,7 +109,10 @@ fn object<'v>(key: &Key<'_>, v: &'v Value) -> Result<&'v Map<String, Value>, Api
     }
 }
 
-fn object_pairs(key: &Key<'_>, map: &Map<String, Value>) -> Result<Vec<(String, String)>, ApiError> {
+fn object_pairs(
+    key: &Key<'_>,
+    map: &Map<String, Value>,
+) -> Result<Vec<(String, String)>, ApiError> {
     map.iter()
         .map(|(k, v)| Ok((k.clone(), scalar(&format!("{}.{k}", key.field()), v)?)))
         .collect()
@@ -215,9 +218,11 @@ pub fn user(key: &Key<'_>, v: &Value) -> Result<String, ApiError> {
     let ok = !user.is_empty()
         && user.len() <= 256
         && user.split(':').count() <= 2
-        && user
-            .split(':')
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)));
+        && user.split(':').all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        });
     if ok {
         Ok(user)
     } else {
@@ -366,7 +371,10 @@ pub fn tmpfs(key: &Key<'_>, v: &Value) -> Result<BTreeMap<String, String>, ApiEr
     for (field, path, options) in mounts {
         host_path::mount_point(&field, &path)?;
         if options.chars().any(char::is_control) {
-            return Err(ApiError::invalid(field, "options must not contain control characters"));
+            return Err(ApiError::invalid(
+                field,
+                "options must not contain control characters",
+            ));
         }
         out.insert(path, options);
     }
