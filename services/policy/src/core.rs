@@ -1,11 +1,15 @@
-//! Shared state: the repository, the resolved-policy cache, and authorization.
+//! Shared state: the repository, the resolved-policy cache, and authorization ([`authz`]).
+
+mod authz;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use atrium_service_kit::auth::{Principal, Scope, permissions};
+
 use atrium_service_kit::{ApiError, ApiResult};
+pub use authz::GroupGrant;
 
 use crate::cache::Cache;
 use crate::config::PolicyConfig;
@@ -133,98 +137,6 @@ impl Core {
             administrator,
             permissions,
         })
-    }
-
-    /// Allows services, API keys holding `permission`, and users whose effective permissions
-    /// include it.
-    pub async fn require(&self, principal: &Principal, permission: &str) -> ApiResult<()> {
-        match principal {
-            Principal::Service => Ok(()),
-            Principal::ApiKey(key) => {
-                if key.read_only && !permissions::is_read_only(permission) {
-                    return Err(ApiError::PermissionDenied(format!(
-                        "API key {} is read-only",
-                        key.key_id
-                    )));
-                }
-                if key.permissions.iter().any(|p| p == permission) {
-                    Ok(())
-                } else {
-                    Err(ApiError::PermissionDenied(format!(
-                        "API key {} lacks permission {permission}",
-                        key.key_id
-                    )))
-                }
-            }
-            Principal::User(u) => {
-                if u.scope != Scope::Full {
-                    return Err(ApiError::PermissionDenied("finish signing in first".into()));
-                }
-                if self
-                    .user_policy(&u.user_id)
-                    .await?
-                    .permissions
-                    .contains(permission)
-                {
-                    Ok(())
-                } else {
-                    Err(ApiError::PermissionDenied(format!(
-                        "you lack permission {permission}"
-                    )))
-                }
-            }
-        }
-    }
-
-    /// Changes that could give someone more rights than the caller holds (membership of a group
-    /// that grants `administrator`, setting `administrator`, SSO mappings onto such groups) need
-    /// an administrator, whatever else the caller may modify.
-    pub async fn require_administrator(&self, principal: &Principal, what: &str) -> ApiResult<()> {
-        match principal {
-            Principal::Service => Ok(()),
-            Principal::ApiKey(key) => Err(ApiError::PermissionDenied(format!(
-                "{what} needs an administrator; API key {} cannot do it",
-                key.key_id
-            ))),
-            Principal::User(u) => {
-                if u.scope == Scope::Full && self.user_policy(&u.user_id).await?.administrator {
-                    Ok(())
-                } else {
-                    Err(ApiError::PermissionDenied(format!(
-                        "{what} needs an administrator"
-                    )))
-                }
-            }
-        }
-    }
-
-    /// A caller may grant only permissions they hold themselves.
-    pub async fn require_holding(&self, principal: &Principal, permission: &str) -> ApiResult<()> {
-        let holds = match principal {
-            Principal::Service => true,
-            Principal::ApiKey(key) => key.permissions.iter().any(|p| p == permission),
-            Principal::User(u) => self
-                .user_policy(&u.user_id)
-                .await?
-                .permissions
-                .contains(permission),
-        };
-        if holds {
-            Ok(())
-        } else {
-            Err(ApiError::PermissionDenied(format!(
-                "you can only grant permissions you hold; you lack {permission}"
-            )))
-        }
-    }
-
-    /// Whether a group sets `administrator=true` (its members would be administrators).
-    pub async fn grants_administrator(&self, group_id: &str) -> ApiResult<bool> {
-        let rows = self.repo.settings_of(&[group_id.to_owned()]).await?;
-        Ok(rows.iter().any(|r| {
-            r.name == "administrator"
-                && matches!(Value::from_storage(&r.value), Ok(Value::Bool(true)))
-        }))
     }
 
     /// The target user: `user_id`, or the calling user when empty. A user may act on

@@ -6,10 +6,12 @@ use atrium_service_kit::paging::Page;
 use atrium_service_kit::{ApiError, ApiResult};
 use chrono::Utc;
 use sea_orm::{ActiveValue::Set, IntoActiveModel};
+use serde_json::json;
 
 use crate::convert::{self, group_to_proto};
 use crate::core::Core;
 use crate::entity::group;
+use crate::repo::Change;
 
 pub const MIN_PRIORITY: i32 = 1;
 pub const MAX_PRIORITY: i32 = 1_000_000;
@@ -47,7 +49,11 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    let row = core.repo.create_group(row, Vec::new(), Vec::new()).await?;
+    let change =
+        Change::new(principal, "group.create", format!("group:{}", row.id)).detail(json!({
+            "name": row.name, "description": row.description, "priority": row.priority,
+        }));
+    let row = core.repo.insert_group(row, change).await?;
     Ok(group_to_proto(&row, 0))
 }
 
@@ -94,6 +100,13 @@ pub async fn update(
 ) -> ApiResult<pb::Group> {
     core.require(principal, permissions::GROUPS_MODIFY).await?;
     let current = existing(core, "group_id", &req.group_id).await?;
+    let sets_administrator = core.group_grant(&current.id).await?.sets_administrator;
+    if sets_administrator.is_some() {
+        // Its priority decides whose `administrator` wins; its name is how admins find it.
+        core.require_administrator(principal, "changing a group that sets administrator")
+            .await?;
+    }
+    let mut detail = serde_json::Map::new();
     let mut row = current.clone().into_active_model();
     if let Some(n) = &req.name {
         let n = name("name", n)?;
@@ -104,16 +117,25 @@ pub async fn update(
             )));
         }
         row.name_key = Set(n.to_lowercase());
+        detail.insert("name".into(), json!(n));
         row.name = Set(n);
     }
     if let Some(d) = &req.description {
-        row.description = Set(convert::text("description", d, 4096)?);
+        let d = convert::text("description", d, 4096)?;
+        detail.insert("description".into(), json!(d));
+        row.description = Set(d);
     }
+    let mut guard = false;
     if let Some(p) = req.priority {
-        row.priority = Set(priority("priority", p)?);
+        let p = priority("priority", p)?;
+        guard = sets_administrator.is_some() && p != current.priority;
+        detail.insert("priority".into(), json!(p));
+        row.priority = Set(p);
     }
     row.updated_at = Set(Utc::now());
-    let saved = core.repo.update_group(row).await?;
+    let change = Change::new(principal, "group.update", format!("group:{}", current.id))
+        .detail(detail.into());
+    let saved = core.repo.update_group(row, guard, change).await?;
     core.invalidate();
     let count = core.repo.member_count(&saved.id).await?;
     Ok(group_to_proto(&saved, count))
@@ -132,7 +154,16 @@ pub async fn delete(
             current.name
         )));
     }
-    core.repo.delete_group(&current.id).await?;
+    let sets_administrator = core.group_grant(&current.id).await?.sets_administrator;
+    if sets_administrator.is_some() {
+        core.require_administrator(principal, "deleting a group that sets administrator")
+            .await?;
+    }
+    let change = Change::new(principal, "group.delete", format!("group:{}", current.id))
+        .detail(json!({"name": current.name}));
+    core.repo
+        .delete_group(&current.id, sets_administrator.is_some(), change)
+        .await?;
     core.invalidate();
     Ok(pb::DeleteGroupResponse {})
 }
@@ -214,7 +245,9 @@ pub async fn grant(
     let group = existing(core, "group_id", &req.group_id).await?;
     let permission = permission_name(&req.permission)?;
     core.require_holding(principal, &permission).await?;
-    core.repo.grant(&group.id, &permission).await?;
+    let change = Change::new(principal, "permission.grant", format!("group:{}", group.id))
+        .detail(json!({"permission": permission}));
+    core.repo.grant(&group.id, &permission, change).await?;
     core.invalidate();
     group_permissions(core, &group.id).await
 }
@@ -227,7 +260,13 @@ pub async fn revoke(
     core.require(principal, permissions::GROUPS_MODIFY).await?;
     let group = existing(core, "group_id", &req.group_id).await?;
     let permission = permission_name(&req.permission)?;
-    core.repo.revoke(&group.id, &permission).await?;
+    let change = Change::new(
+        principal,
+        "permission.revoke",
+        format!("group:{}", group.id),
+    )
+    .detail(json!({"permission": permission}));
+    core.repo.revoke(&group.id, &permission, change).await?;
     core.invalidate();
     group_permissions(core, &group.id).await
 }

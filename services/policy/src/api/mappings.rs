@@ -12,11 +12,13 @@ use atrium_service_kit::auth::{Principal, permissions};
 use atrium_service_kit::{ApiError, ApiResult};
 use base64::Engine;
 use chrono::Utc;
+use serde_json::json;
 
 use crate::api::groups::existing;
 use crate::convert;
 use crate::core::{ALL_USERS_ID, Core};
 use crate::entity::{file_mapping, sso_mapping};
+use crate::repo::Change;
 
 /// File content limit (decoded).
 pub const MAX_CONTENT_BYTES: usize = 1024 * 1024;
@@ -86,6 +88,33 @@ fn mapping_row(
     })
 }
 
+/// Writing files into a user's sessions is acting on that user: the caller's rights must cover
+/// the user's (the kit's delegation rule).
+async fn may_write_for(
+    core: &Core,
+    principal: &Principal,
+    scope: &(&str, String),
+) -> ApiResult<()> {
+    if scope.0 == "user" {
+        core.may_act_on(principal, &scope.1).await?;
+    }
+    Ok(())
+}
+
+fn mapping_change(principal: &Principal, kind: &'static str, m: &file_mapping::Model) -> Change {
+    let change = Change::new(principal, kind, format!("file_mapping:{}", m.id)).detail(json!({
+        "scope": format!("{}:{}", m.scope_kind, m.scope_id),
+        "name": m.name,
+        "destination": m.destination,
+        "enabled": m.enabled,
+    }));
+    if m.scope_kind == "user" {
+        change.about(&m.scope_id)
+    } else {
+        change
+    }
+}
+
 fn mapping_to_proto(m: &file_mapping::Model) -> pb::FileMapping {
     let scope = match m.scope_kind.as_str() {
         "user" => Scope::UserId(m.scope_id.clone()),
@@ -115,8 +144,10 @@ pub async fn create_file_mapping(
     core.require(principal, permissions::FILE_MAPPINGS_MODIFY)
         .await?;
     let scope = scope_of(core, &req.scope).await?;
+    may_write_for(core, principal, &scope).await?;
     let row = mapping_row(&req, uuid::Uuid::now_v7().hyphenated().to_string(), scope)?;
-    core.repo.insert_file_mapping(row.clone()).await?;
+    let change = mapping_change(principal, "file_mapping.create", &row);
+    core.repo.insert_file_mapping(row.clone(), change).await?;
     Ok(mapping_to_proto(&row))
 }
 
@@ -131,11 +162,19 @@ pub async fn update_file_mapping(
         .repo
         .file_mapping(&convert::uuid("id", &req.id)?)
         .await?;
+    may_write_for(
+        core,
+        principal,
+        &(current.scope_kind.as_str(), current.scope_id.clone()),
+    )
+    .await?;
     let scope = scope_of(core, &req.scope).await?;
+    may_write_for(core, principal, &scope).await?;
     let mut row = mapping_row(&req, current.id.clone(), scope)?;
     row.created_at = current.created_at;
+    let change = mapping_change(principal, "file_mapping.update", &row);
     Ok(mapping_to_proto(
-        &core.repo.replace_file_mapping(row).await?,
+        &core.repo.replace_file_mapping(row, change).await?,
     ))
 }
 
@@ -146,9 +185,18 @@ pub async fn delete_file_mapping(
 ) -> ApiResult<pb::DeleteFileMappingResponse> {
     core.require(principal, permissions::FILE_MAPPINGS_MODIFY)
         .await?;
-    core.repo
-        .delete_file_mapping(&convert::uuid("id", &req.id)?)
+    let current = core
+        .repo
+        .file_mapping(&convert::uuid("id", &req.id)?)
         .await?;
+    may_write_for(
+        core,
+        principal,
+        &(current.scope_kind.as_str(), current.scope_id.clone()),
+    )
+    .await?;
+    let change = mapping_change(principal, "file_mapping.delete", &current);
+    core.repo.delete_file_mapping(&current.id, change).await?;
     Ok(pb::DeleteFileMappingResponse {})
 }
 
@@ -257,13 +305,10 @@ pub async fn create_sso(
 ) -> ApiResult<pb::SsoGroupMapping> {
     core.require(principal, permissions::SSO_MODIFY).await?;
     let group = existing(core, "group_id", &req.group_id).await?;
-    if core.grants_administrator(&group.id).await? {
-        core.require_administrator(
-            principal,
-            "mapping SSO users into a group that grants administrator",
-        )
+    // A mapping puts users into the group at every login (and takes them out when they no
+    // longer match): the caller must be able to confer what the group confers.
+    core.may_change_membership(principal, &group.id, "mapping SSO users into")
         .await?;
-    }
     let provider_id = convert::required_text("provider_id", &req.provider_id, 255)?;
     let provider_type = match req.provider_type.to_lowercase().as_str() {
         t @ ("ldap" | "saml" | "oidc") => t.to_owned(),
@@ -294,7 +339,17 @@ pub async fn create_sso(
         assign_all_users: req.assign_all_users,
         group_attributes: serde_json::to_string(&attributes).unwrap_or_else(|_| "[]".into()),
     };
-    core.repo.insert_sso_mapping(row.clone()).await?;
+    let change = Change::new(
+        principal,
+        "sso_mapping.create",
+        format!("sso_mapping:{}", row.id),
+    )
+    .detail(json!({
+        "group_id": row.group_id, "provider_id": row.provider_id,
+        "provider_type": row.provider_type, "assign_all_users": row.assign_all_users,
+        "group_attributes": attributes,
+    }));
+    core.repo.insert_sso_mapping(row.clone(), change).await?;
     Ok(sso_to_proto(&row))
 }
 
@@ -304,9 +359,17 @@ pub async fn delete_sso(
     req: pb::DeleteSsoGroupMappingRequest,
 ) -> ApiResult<pb::DeleteSsoGroupMappingResponse> {
     core.require(principal, permissions::SSO_MODIFY).await?;
-    core.repo
-        .delete_sso_mapping(&convert::uuid("id", &req.id)?)
+    let current = core
+        .repo
+        .sso_mapping(&convert::uuid("id", &req.id)?)
         .await?;
+    let change = Change::new(
+        principal,
+        "sso_mapping.delete",
+        format!("sso_mapping:{}", current.id),
+    )
+    .detail(json!({"group_id": current.group_id, "provider_id": current.provider_id}));
+    core.repo.delete_sso_mapping(&current.id, change).await?;
     Ok(pb::DeleteSsoGroupMappingResponse {})
 }
 
@@ -371,8 +434,17 @@ pub async fn apply_sso_login(
         .filter(|(g, m)| !**m && current.contains(g) && g.as_str() != ALL_USERS_ID)
         .map(|(g, _)| g.clone())
         .collect();
+    let change = Change::new(principal, "sso.apply", format!("user:{user_id}"))
+        .about(&user_id)
+        .detail(json!({"provider_id": provider_id, "added": add, "removed": remove}));
     core.repo
-        .apply_sso(&user_id, &format!("sso:{provider_id}"), &add, &remove)
+        .apply_sso(
+            &user_id,
+            &format!("sso:{provider_id}"),
+            &add,
+            &remove,
+            change,
+        )
         .await?;
     core.invalidate();
     Ok(pb::ApplySsoLoginResponse {

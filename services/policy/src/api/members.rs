@@ -5,11 +5,13 @@ use atrium_service_kit::auth::{Principal, permissions};
 use atrium_service_kit::paging::Page;
 use atrium_service_kit::{ApiError, ApiResult};
 use chrono::Utc;
+use serde_json::json;
 
 use crate::api::groups::existing;
 use crate::convert::{self, group_to_proto, timestamp};
 use crate::core::{ADMINISTRATORS_ID, ALL_USERS_ID, Core};
 use crate::entity::membership;
+use crate::repo::Change;
 
 fn membership_to_proto(m: &membership::Model) -> pb::GroupMembership {
     pb::GroupMembership {
@@ -28,28 +30,22 @@ pub async fn add(
     core.require(principal, permissions::GROUPS_MODIFY).await?;
     let group = existing(core, "group_id", &req.group_id).await?;
     let user_id = convert::uuid("user_id", &req.user_id)?;
-    if core.grants_administrator(&group.id).await? {
-        core.require_administrator(
-            principal,
-            "changing the members of a group that grants administrator",
-        )
+    // Joining a group gives its rights: the caller must hold them already.
+    let grant = core
+        .may_change_membership(principal, &group.id, "changing the members of")
         .await?;
-    }
-    // Joining a group gives its permissions: the caller must hold them already.
-    for grant in core
-        .repo
-        .permissions_of(std::slice::from_ref(&group.id))
-        .await?
-    {
-        core.require_holding(principal, &grant.permission).await?;
-    }
     let row = membership::Model {
         group_id: group.id.clone(),
         user_id: user_id.clone(),
         source: "manual".into(),
         added_at: Utc::now(),
     };
-    core.repo.add_member(row).await?;
+    let change = Change::new(principal, "member.add", format!("group:{}", group.id))
+        .about(&user_id)
+        .detail(json!({"group": group.name, "source": "manual"}));
+    core.repo
+        .add_member(row, grant.sets_administrator.is_some(), change)
+        .await?;
     core.invalidate();
     let stored = core
         .repo
@@ -72,14 +68,21 @@ pub async fn remove(
             "every user is a member of All Users".into(),
         ));
     }
-    if core.grants_administrator(&group.id).await? {
+    let sets_administrator = core.group_grant(&group.id).await?.sets_administrator;
+    if sets_administrator.is_some() {
         core.require_administrator(
             principal,
-            "changing the members of a group that grants administrator",
+            "changing the members of a group that sets administrator",
         )
         .await?;
     }
-    let removed = core.repo.remove_member(&group.id, &user_id).await?;
+    let change = Change::new(principal, "member.remove", format!("group:{}", group.id))
+        .about(&user_id)
+        .detail(json!({"group": group.name}));
+    let removed = core
+        .repo
+        .remove_member(&group.id, &user_id, sets_administrator.is_some(), change)
+        .await?;
     core.invalidate();
     Ok(pb::RemoveGroupMemberResponse { removed })
 }
@@ -149,7 +152,7 @@ pub async fn list_user_groups(
 }
 
 fn service_only(principal: &Principal, what: &str) -> ApiResult<()> {
-    if *principal == Principal::Service {
+    if principal.is_service() {
         Ok(())
     } else {
         Err(ApiError::PermissionDenied(format!(
@@ -171,15 +174,24 @@ pub async fn user_created(
         source: "system".into(),
         added_at: Utc::now(),
     };
-    core.repo.add_member(row).await?;
+    let joined = |group_id: &str| {
+        Change::new(principal, "member.add", format!("group:{group_id}"))
+            .about(&user_id)
+            .detail(json!({"source": "system"}))
+    };
+    core.repo
+        .add_member(row, false, joined(ALL_USERS_ID))
+        .await?;
     if req.administrator {
         let row = membership::Model {
             group_id: ADMINISTRATORS_ID.into(),
-            user_id,
+            user_id: user_id.clone(),
             source: "system".into(),
             added_at: Utc::now(),
         };
-        core.repo.add_member(row).await?;
+        core.repo
+            .add_member(row, false, joined(ADMINISTRATORS_ID))
+            .await?;
     }
     core.invalidate();
     Ok(pb::UserLifecycleResponse {})
@@ -192,7 +204,8 @@ pub async fn user_deleted(
 ) -> ApiResult<pb::UserLifecycleResponse> {
     service_only(principal, "UserDeleted")?;
     let user_id = convert::uuid("user_id", &req.user_id)?;
-    core.repo.remove_user(&user_id).await?;
+    let change = Change::new(principal, "user.delete", format!("user:{user_id}")).about(&user_id);
+    core.repo.remove_user(&user_id, change).await?;
     core.invalidate();
     Ok(pb::UserLifecycleResponse {})
 }

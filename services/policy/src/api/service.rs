@@ -5,7 +5,7 @@ use atrium_proto::policy::v1::policy_service_server::PolicyService;
 use atrium_service_kit::auth::principal;
 use tonic::{Request, Response, Status};
 
-use super::{groups, mappings, members, settings, workspaces};
+use super::{audit, groups, mappings, members, settings, workspaces, zones};
 use crate::core::SharedCore;
 
 pub struct PolicyApi {
@@ -97,10 +97,10 @@ policy_service! {
     assign_workspace(pb::WorkspaceAssignmentRequest) -> pb::WorkspaceAssignmentResponse = assign;
     unassign_workspace(pb::WorkspaceAssignmentRequest) -> pb::WorkspaceAssignmentResponse = unassign;
     list_launchable_workspaces(pb::ListLaunchableWorkspacesRequest) -> pb::ListWorkspacesResponse = workspaces::launchable;
-    create_zone(pb::Zone) -> pb::Zone = workspaces::create_zone;
-    update_zone(pb::Zone) -> pb::Zone = workspaces::update_zone;
-    delete_zone(pb::DeleteZoneRequest) -> pb::DeleteZoneResponse = workspaces::delete_zone;
-    list_zones(pb::ListZonesRequest) -> pb::ListZonesResponse = workspaces::list_zones;
+    create_zone(pb::Zone) -> pb::Zone = zones::create_zone;
+    update_zone(pb::Zone) -> pb::Zone = zones::update_zone;
+    delete_zone(pb::DeleteZoneRequest) -> pb::DeleteZoneResponse = zones::delete_zone;
+    list_zones(pb::ListZonesRequest) -> pb::ListZonesResponse = zones::list_zones;
     create_file_mapping(pb::FileMapping) -> pb::FileMapping = mappings::create_file_mapping;
     update_file_mapping(pb::FileMapping) -> pb::FileMapping = mappings::update_file_mapping;
     delete_file_mapping(pb::DeleteFileMappingRequest) -> pb::DeleteFileMappingResponse = mappings::delete_file_mapping;
@@ -110,4 +110,5 @@ policy_service! {
     delete_sso_group_mapping(pb::DeleteSsoGroupMappingRequest) -> pb::DeleteSsoGroupMappingResponse = mappings::delete_sso;
     list_sso_group_mappings(pb::ListSsoGroupMappingsRequest) -> pb::ListSsoGroupMappingsResponse = mappings::list_sso;
     apply_sso_login(pb::ApplySsoLoginRequest) -> pb::ApplySsoLoginResponse = mappings::apply_sso_login;
+    list_audit_events(pb::ListAuditEventsRequest) -> pb::ListAuditEventsResponse = audit::list;
 }

@@ -9,7 +9,36 @@ use crate::api::groups::existing;
 use crate::convert::{group_ref, timestamp, value_from_proto, value_to_proto};
 use crate::core::Core;
 use crate::entity::group_setting;
+use crate::repo::Change;
 use crate::settings::{self, Definition, SettingError, SettingType, Value};
+
+/// Settings that touch the host: only an administrator may set, change or unset them.
+pub const HOST_ACCESS_SETTINGS: [&str; 2] = ["volume_mapping", "run_config"];
+
+/// Setting, changing or unsetting `administrator` or a host-access setting is an
+/// administrator's call.
+async fn require_for(core: &Core, principal: &Principal, name: &str, verb: &str) -> ApiResult<()> {
+    if name == "administrator" {
+        core.require_administrator(principal, &format!("{verb} administrator"))
+            .await?;
+    }
+    if HOST_ACCESS_SETTINGS.contains(&name) {
+        core.require_administrator(principal, &format!("{verb} {name} (it touches the host)"))
+            .await?;
+    }
+    Ok(())
+}
+
+/// The stored value as plain JSON, for the audit trail.
+fn plain(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::Int(i) => serde_json::Value::from(*i),
+        Value::Float(f) => serde_json::Value::from(*f),
+        Value::String(s) => serde_json::Value::String(s.clone()),
+        Value::Json(j) => j.clone(),
+    }
+}
 
 fn setting_error(e: SettingError) -> ApiError {
     ApiError::invalid(e.setting.clone(), e.reason)
@@ -79,10 +108,7 @@ pub async fn set(
         }
         (None, true) => return Err(ApiError::invalid("value", "is required (or raw_value)")),
     };
-    if def.name == "administrator" {
-        core.require_administrator(principal, "setting administrator")
-            .await?;
-    }
+    require_for(core, principal, def.name, "setting").await?;
     let row = group_setting::Model {
         group_id: group.id.clone(),
         name: def.name.to_owned(),
@@ -93,7 +119,11 @@ pub async fn set(
         (SettingType::Image, Value::String(id)) if !id.is_empty() => Some(id.as_str()),
         _ => None,
     };
-    core.repo.set_setting(row.clone(), workspace).await?;
+    let change = Change::new(principal, "setting.set", format!("group:{}", group.id))
+        .detail(serde_json::json!({"name": def.name, "value": plain(&value)}));
+    core.repo
+        .set_setting(row.clone(), workspace, def.name == "administrator", change)
+        .await?;
     core.invalidate();
     to_proto(&row)
 }
@@ -107,11 +137,13 @@ pub async fn unset(
         .await?;
     let group = existing(core, "group_id", &req.group_id).await?;
     let def = settings::definition_for(req.name.trim()).map_err(setting_error)?;
-    if def.name == "administrator" {
-        core.require_administrator(principal, "unsetting administrator")
-            .await?;
-    }
-    let removed = core.repo.unset_setting(&group.id, def.name).await?;
+    require_for(core, principal, def.name, "unsetting").await?;
+    let change = Change::new(principal, "setting.unset", format!("group:{}", group.id))
+        .detail(serde_json::json!({"name": def.name}));
+    let removed = core
+        .repo
+        .unset_setting(&group.id, def.name, def.name == "administrator", change)
+        .await?;
     core.invalidate();
     Ok(pb::UnsetGroupSettingResponse { removed })
 }

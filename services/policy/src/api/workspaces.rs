@@ -10,15 +10,20 @@ use serde_json::Value as Json;
 use crate::api::groups::existing;
 use crate::convert::{self, timestamp};
 use crate::core::{ALL_USERS_ID, Core};
-use crate::entity::{workspace, zone};
+use crate::entity::workspace;
+use crate::repo::Change;
 
+use atrium_service_kit::host_path;
 /// The docker-run parameters a workspace's run_config may use (mapped onto the container by the
 /// agent); anything else is refused.
 pub use atrium_service_kit::run_config::ALLOWED_KEYS as RUN_CONFIG_ALLOWED;
+use atrium_service_kit::run_config::RunConfig;
 
 pub const DEFAULT_CORES: f64 = 2.0;
 pub const DEFAULT_MEMORY_MIB: i64 = 2768;
 
+/// The run_config through the kit's one validator (the agent parses it with the same one at
+/// launch); stored in canonical JSON form.
 fn validate_run_config(raw: &str) -> ApiResult<String> {
     const FIELD: &str = "workspace.run_config_json";
     if raw.trim().is_empty() {
@@ -26,48 +31,27 @@ fn validate_run_config(raw: &str) -> ApiResult<String> {
     }
     let parsed: Json = serde_json::from_str(raw)
         .map_err(|e| ApiError::invalid(FIELD, format!("is not valid JSON: {e}")))?;
-    let Json::Object(map) = &parsed else {
-        return Err(ApiError::invalid(
-            FIELD,
-            "must be a JSON object of docker-run parameters",
-        ));
-    };
-    for (key, value) in map {
-        if !RUN_CONFIG_ALLOWED.contains(&key.as_str()) {
-            return Err(ApiError::invalid(
-                FIELD,
-                format!(
-                    "docker-run parameter {key:?} is not allowed; allowed: {}",
-                    RUN_CONFIG_ALLOWED.join(", ")
-                ),
-            ));
-        }
-        let ok = match key.as_str() {
-            "privileged" | "read_only" => value.is_boolean(),
-            "environment" | "labels" | "tmpfs" | "sysctls" => value.is_object(),
-            "dns" | "cap_add" | "cap_drop" | "security_opt" | "devices" | "ulimits" => {
-                value.is_array()
-            }
-            "extra_hosts" => value.is_array() || value.is_object(),
-            "shm_size" => value.is_string() || value.is_u64(),
-            "entrypoint" | "command" => value.is_string() || value.is_array(),
-            _ => value.is_string(),
-        };
-        if !ok {
-            return Err(ApiError::invalid(
-                FIELD,
-                format!("docker-run parameter {key:?} has the wrong type"),
-            ));
-        }
-    }
+    RunConfig::from_json(FIELD, &parsed)?;
     Ok(parsed.to_string())
 }
 
 fn validate_hook(field: &str, hook: &Option<pb::ExecHook>) -> ApiResult<()> {
-    if let Some(h) = hook
-        && h.cmd.trim().is_empty()
-    {
+    let Some(h) = hook else {
+        return Ok(());
+    };
+    if h.cmd.trim().is_empty() {
         return Err(ApiError::invalid(format!("{field}.cmd"), "is required"));
+    }
+    if !h.workdir.is_empty() {
+        host_path::host(&format!("{field}.workdir"), &h.workdir)?;
+    }
+    for name in h.environment.keys() {
+        if name.is_empty() || name.contains('=') || name.chars().any(char::is_control) {
+            return Err(ApiError::invalid(
+                format!("{field}.environment.{name}"),
+                "names must be non-empty, without '=' or control characters",
+            ));
+        }
     }
     Ok(())
 }
@@ -222,9 +206,12 @@ fn to_row(
                 ));
             }
         };
+        // The kit's one path rule, which the agent applies at launch.
+        host_path::host(&format!("{field}.host_path"), &v.host_path)?;
+        host_path::mount_point(&format!("{field}.container_path"), &v.container_path)?;
         volumes.push(serde_json::json!({
-            "host_path": convert::absolute_path(&format!("{field}.host_path"), &v.host_path)?,
-            "container_path": convert::absolute_path(&format!("{field}.container_path"), &v.container_path)?,
+            "host_path": v.host_path,
+            "container_path": v.container_path,
             "mode": mode,
         }));
     }
@@ -257,7 +244,56 @@ fn to_row(
     })
 }
 
-pub fn to_proto(w: &workspace::Model) -> pb::Workspace {
+/// What the caller is told when host access is withheld.
+const HOST_ACCESS: &str =
+    "run_config, exec hooks, volume mappings and the persistent profile path (they touch the host)";
+
+/// The parts of a workspace that touch the host (and carry environment): only administrators
+/// set or change them, and only administrators and services read them.
+#[derive(Debug, PartialEq)]
+struct HostAccess<'a> {
+    run_config: &'a str,
+    exec_config: Option<pb::ExecConfig>,
+    volume_mappings: &'a str,
+    persistent_profile_path: &'a str,
+}
+
+fn host_access(w: &workspace::Model) -> HostAccess<'_> {
+    HostAccess {
+        run_config: &w.run_config,
+        exec_config: exec_config_from_json(&w.exec_config)
+            .filter(|c| c.first_launch.is_some() || c.go.is_some() || c.assign.is_some()),
+        volume_mappings: &w.volume_mappings,
+        persistent_profile_path: &w.persistent_profile_path,
+    }
+}
+
+/// Whether the workspace touches the host at all.
+fn has_host_access(w: &workspace::Model) -> bool {
+    let h = host_access(w);
+    h.run_config != "{}"
+        || h.exec_config.is_some()
+        || h.volume_mappings != "[]"
+        || !h.persistent_profile_path.is_empty()
+}
+
+/// The workspace as `sees_host_access` callers see it; others get it without host access.
+pub fn to_proto(w: &workspace::Model, sees_host_access: bool) -> pb::Workspace {
+    let full = to_proto_full(w);
+    if sees_host_access {
+        return full;
+    }
+    pb::Workspace {
+        run_config_json: String::new(),
+        exec_config: None,
+        volume_mappings: Vec::new(),
+        persistent_profile_path: String::new(),
+        host_access_withheld: true,
+        ..full
+    }
+}
+
+fn to_proto_full(w: &workspace::Model) -> pb::Workspace {
     let volumes: Vec<Json> = serde_json::from_str(&w.volume_mappings).unwrap_or_default();
     pb::Workspace {
         id: w.id.clone(),
@@ -287,7 +323,17 @@ pub fn to_proto(w: &workspace::Model) -> pb::Workspace {
         thumbnail_url: w.thumbnail_url.clone(),
         created_at: Some(timestamp(w.created_at)),
         updated_at: Some(timestamp(w.updated_at)),
+        host_access_withheld: false,
     }
+}
+
+fn workspace_change(principal: &Principal, kind: &'static str, w: &workspace::Model) -> Change {
+    Change::new(principal, kind, format!("workspace:{}", w.id)).detail(serde_json::json!({
+        "name": w.name,
+        "friendly_name": w.friendly_name,
+        "enabled": w.enabled,
+        "host_access": has_host_access(w),
+    }))
 }
 
 pub async fn create(
@@ -305,6 +351,10 @@ pub async fn create(
         uuid::Uuid::now_v7().hyphenated().to_string(),
         Utc::now(),
     )?;
+    if has_host_access(&row) {
+        core.require_administrator(principal, &format!("setting {HOST_ACCESS}"))
+            .await?;
+    }
     let join = req
         .assign_to_all_users
         .unwrap_or(core.config.new_workspaces_join_all_users);
@@ -313,8 +363,9 @@ pub async fn create(
     } else {
         Vec::new()
     };
-    let row = core.repo.create_workspace(row, &groups).await?;
-    Ok(to_proto(&row))
+    let change = workspace_change(principal, "workspace.create", &row);
+    let row = core.repo.create_workspace(row, &groups, change).await?;
+    Ok(to_proto(&row, core.sees_host_access(principal).await?))
 }
 
 pub async fn get(
@@ -333,10 +384,11 @@ pub async fn get(
         return launchable
             .iter()
             .find(|w| w.id == id)
-            .map(to_proto)
+            .map(|w| to_proto(w, false))
             .ok_or_else(|| ApiError::not_found(format!("workspace {id}")));
     }
-    Ok(to_proto(&core.repo.workspace(&id).await?))
+    let sees = core.sees_host_access(principal).await?;
+    Ok(to_proto(&core.repo.workspace(&id).await?, sees))
 }
 
 pub async fn update(
@@ -353,8 +405,35 @@ pub async fn update(
         .repo
         .workspace(&convert::uuid("workspace.id", &w.id)?)
         .await?;
-    let row = to_row(&w, current.id.clone(), current.created_at)?;
-    Ok(to_proto(&core.repo.replace_workspace(row).await?))
+    let row = if w.host_access_withheld {
+        // The caller saw the workspace without host access and sends it back so: keep it.
+        let without = pb::Workspace {
+            run_config_json: String::new(),
+            exec_config: None,
+            volume_mappings: Vec::new(),
+            persistent_profile_path: String::new(),
+            ..w
+        };
+        let mut row = to_row(&without, current.id.clone(), current.created_at)?;
+        row.run_config = current.run_config.clone();
+        row.exec_config = current.exec_config.clone();
+        row.volume_mappings = current.volume_mappings.clone();
+        row.persistent_profile_path = current.persistent_profile_path.clone();
+        row
+    } else {
+        let row = to_row(&w, current.id.clone(), current.created_at)?;
+        if host_access(&row) != host_access(&current) {
+            core.require_administrator(principal, &format!("changing {HOST_ACCESS}"))
+                .await?;
+        }
+        row
+    };
+    let change = workspace_change(principal, "workspace.update", &row);
+    let sees = core.sees_host_access(principal).await?;
+    Ok(to_proto(
+        &core.repo.replace_workspace(row, change).await?,
+        sees,
+    ))
 }
 
 pub async fn delete(
@@ -364,9 +443,12 @@ pub async fn delete(
 ) -> ApiResult<pb::DeleteWorkspaceResponse> {
     core.require(principal, permissions::WORKSPACES_DELETE)
         .await?;
-    core.repo
-        .delete_workspace(&convert::uuid("workspace_id", &req.workspace_id)?)
+    let current = core
+        .repo
+        .workspace(&convert::uuid("workspace_id", &req.workspace_id)?)
         .await?;
+    let change = workspace_change(principal, "workspace.delete", &current);
+    core.repo.delete_workspace(&current.id, change).await?;
     // Settings naming it are gone.
     core.invalidate();
     Ok(pb::DeleteWorkspaceResponse {})
@@ -389,8 +471,9 @@ pub async fn list(
         )
         .await?;
     let (rows, page) = page.finish(rows, |w| w.id.clone());
+    let sees = core.sees_host_access(principal).await?;
     Ok(pb::ListWorkspacesResponse {
-        workspaces: rows.iter().map(to_proto).collect(),
+        workspaces: rows.iter().map(|w| to_proto(w, sees)).collect(),
         page: Some(page),
     })
 }
@@ -408,10 +491,31 @@ pub async fn assign(
         .repo
         .workspace(&convert::uuid("workspace_id", &req.workspace_id)?)
         .await?;
+    let detail = serde_json::json!({"group_id": group.id, "group": group.name});
     let changed = if on {
-        core.repo.assign(&group.id, &ws.id).await?
+        // Assigning gives the group's members launches of it, host access included.
+        if has_host_access(&ws) {
+            core.require_administrator(
+                principal,
+                &format!("assigning a workspace with {HOST_ACCESS}"),
+            )
+            .await?;
+        }
+        let change = Change::new(
+            principal,
+            "workspace.assign",
+            format!("workspace:{}", ws.id),
+        )
+        .detail(detail);
+        core.repo.assign(&group.id, &ws.id, change).await?
     } else {
-        core.repo.unassign(&group.id, &ws.id).await?
+        let change = Change::new(
+            principal,
+            "workspace.unassign",
+            format!("workspace:{}", ws.id),
+        )
+        .detail(detail);
+        core.repo.unassign(&group.id, &ws.id, change).await?
     };
     Ok(pb::WorkspaceAssignmentResponse { changed })
 }
@@ -426,76 +530,9 @@ pub async fn launchable(
         .await?;
     let policy = core.user_policy(&user_id).await?;
     let rows = core.repo.workspaces_of(&policy.group_ids()).await?;
+    let sees = core.sees_host_access(principal).await?;
     Ok(pb::ListWorkspacesResponse {
-        workspaces: rows.iter().map(to_proto).collect(),
+        workspaces: rows.iter().map(|w| to_proto(w, sees)).collect(),
         page: Some(Default::default()),
-    })
-}
-
-// ---- zones ---------------------------------------------------------------------------------
-
-fn zone_row(z: &pb::Zone, id: String) -> ApiResult<zone::Model> {
-    let strategy = match z.load_strategy.as_str() {
-        "" | "least_loaded" => "least_loaded",
-        "most_loaded" => "most_loaded",
-        _ => {
-            return Err(ApiError::invalid(
-                "load_strategy",
-                "must be least_loaded or most_loaded",
-            ));
-        }
-    };
-    Ok(zone::Model {
-        id,
-        name: convert::required_text("name", &z.name, 128)?,
-        search_alternate_zones: z.search_alternate_zones,
-        load_strategy: strategy.to_owned(),
-    })
-}
-
-fn zone_to_proto(z: &zone::Model) -> pb::Zone {
-    pb::Zone {
-        id: z.id.clone(),
-        name: z.name.clone(),
-        search_alternate_zones: z.search_alternate_zones,
-        load_strategy: z.load_strategy.clone(),
-    }
-}
-
-pub async fn create_zone(core: &Core, principal: &Principal, req: pb::Zone) -> ApiResult<pb::Zone> {
-    core.require(principal, permissions::ZONES_MODIFY).await?;
-    let row = zone_row(&req, uuid::Uuid::now_v7().hyphenated().to_string())?;
-    core.repo.insert_zone(row.clone()).await?;
-    Ok(zone_to_proto(&row))
-}
-
-pub async fn update_zone(core: &Core, principal: &Principal, req: pb::Zone) -> ApiResult<pb::Zone> {
-    core.require(principal, permissions::ZONES_MODIFY).await?;
-    let current = core.repo.zone(&convert::uuid("id", &req.id)?).await?;
-    Ok(zone_to_proto(
-        &core.repo.replace_zone(zone_row(&req, current.id)?).await?,
-    ))
-}
-
-pub async fn delete_zone(
-    core: &Core,
-    principal: &Principal,
-    req: pb::DeleteZoneRequest,
-) -> ApiResult<pb::DeleteZoneResponse> {
-    core.require(principal, permissions::ZONES_MODIFY).await?;
-    core.repo
-        .delete_zone(&convert::uuid("zone_id", &req.zone_id)?)
-        .await?;
-    Ok(pb::DeleteZoneResponse {})
-}
-
-pub async fn list_zones(
-    core: &Core,
-    principal: &Principal,
-    _req: pb::ListZonesRequest,
-) -> ApiResult<pb::ListZonesResponse> {
-    core.require(principal, permissions::ZONES_VIEW).await?;
-    Ok(pb::ListZonesResponse {
-        zones: core.repo.zones().await?.iter().map(zone_to_proto).collect(),
     })
 }

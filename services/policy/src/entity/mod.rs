@@ -1,5 +1,6 @@
 //! Policy's tables, as sea-orm entities. Only `repo` uses them.
 
+pub mod audit_event;
 pub mod file_mapping;
 pub mod group;
 pub mod group_permission;

@@ -96,6 +96,20 @@ pub fn validate(def: &Definition, value: Value) -> Result<Value, SettingError> {
         }
         (SettingType::Image, Value::String(s)) => check_image(s.trim()).map_err(fail),
         (SettingType::Policy, Value::String(s)) => check_policy(s.trim()).map_err(fail),
+        (SettingType::Json, Value::Json(j @ serde_json::Value::Object(_)))
+            if def.name == "run_config" && j.to_string().len() <= JSON_MAX_BYTES =>
+        {
+            // The one run_config validator, shared with workspaces and the agent.
+            atrium_service_kit::run_config::RunConfig::from_json(def.name, &j).map_err(
+                |e| match e {
+                    atrium_service_kit::ApiError::InvalidArgument { field, message } => {
+                        SettingError::new(field, message)
+                    }
+                    other => SettingError::new(def.name, other.to_string()),
+                },
+            )?;
+            Ok(Value::Json(j))
+        }
         (SettingType::Json, Value::Json(j @ serde_json::Value::Object(_))) => {
             let size = j.to_string().len();
             if size > JSON_MAX_BYTES {

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use atrium_service_kit::host_path;
 use serde_json::{Map, Value as Json};
 
 /// The most host paths one group's volume_mapping may hold (checked by validation; a combined
@@ -160,20 +161,11 @@ fn normalise_path(what: &str, path: &str) -> Result<String, String> {
             "{what} \"{path}\" must be absolute (start with \"/\")"
         ));
     }
-    let trimmed = path.trim_end_matches('/');
-    if trimmed.is_empty() {
-        return Ok("/".to_owned());
+    // A trailing "/" is dropped; everything else follows the kit's one path rule (which the
+    // agent applies at launch), so a saved mapping never fails there.
+    let trimmed = host_path::trim_trailing_slashes(path);
+    match host_path::problem(trimmed) {
+        None => Ok(trimmed.to_owned()),
+        Some(why) => Err(format!("{what} {why}")),
     }
-    for segment in trimmed[1..].split('/') {
-        match segment {
-            "" => return Err(format!("{what} \"{path}\" must not contain \"//\"")),
-            "." | ".." => {
-                return Err(format!(
-                    "{what} \"{path}\" must not contain \"{segment}\" segments"
-                ));
-            }
-            _ => {}
-        }
-    }
-    Ok(trimmed.to_owned())
 }

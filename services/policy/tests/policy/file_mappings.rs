@@ -353,7 +353,15 @@ async fn resolution_prefers_the_most_specific_mapping(backend: Backend) {
     let for_user = resolved(&env.admin(), &user, &private.id).await;
     assert_eq!(for_user["/secret"], pair("workspace", "token"));
     assert_eq!(
-        resolved(&env.service().await, &user, &private.id).await,
+        resolved(
+            &env.server
+                .as_service(atrium_service_kit::auth::ServiceId::SessionManager)
+                .await
+                .expect("session-manager client"),
+            &user,
+            &private.id
+        )
+        .await,
         for_user
     );
     // ...and once the user may launch it, so may they.

@@ -66,14 +66,14 @@ async fn system_groups_are_seeded_and_protected(backend: Backend) {
             })
             .await
             .fails(Code::FailedPrecondition);
-        // The service credential is refused too: no caller may.
+        // Services are refused too (no service may call DeleteGroup at all).
         env.service()
             .await
             .delete_group(pb::DeleteGroupRequest {
                 group_id: id.into(),
             })
             .await
-            .fails(Code::FailedPrecondition);
+            .fails(Code::PermissionDenied);
     }
     // Changing only the case is still a rename.
     env.admin()

@@ -9,11 +9,14 @@
 
 mod common;
 
+mod audit;
 mod cleanup;
 mod effective;
+mod escalation;
 mod file_mappings;
 mod groups;
 mod health;
+mod host_access;
 mod members;
 mod metrics;
 mod permissions;

@@ -228,7 +228,7 @@ async fn workspaces_are_validated(backend: Backend) {
         w.run_config_json = r#"{"hostname": "x", "pid_mode": "host"}"#.into();
     }))
     .await
-    .invalid("workspace.run_config_json");
+    .invalid("workspace.run_config_json.pid_mode");
     assert!(status.message().contains("pid_mode"), "{status:?}");
     refuse(with(&|w| w.run_config_json = "[]".into()))
         .await
@@ -237,7 +237,7 @@ async fn workspaces_are_validated(backend: Backend) {
         w.run_config_json = r#"{"privileged": "yes"}"#.into()
     }))
     .await
-    .invalid("workspace.run_config_json");
+    .invalid("workspace.run_config_json.privileged");
     refuse(with(&|w| w.run_config_json = "{nope".into()))
         .await
         .invalid("workspace.run_config_json");
