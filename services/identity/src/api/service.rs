@@ -72,7 +72,7 @@ identity_service! {
     }
 
     async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
-        let source = request.remote_addr().map(|addr| addr.ip());
+        let source = atrium_service_kit::tls::peer_addr(&request).map(|addr| addr.ip());
         Ok(Response::new(login::login(&self.core, source, request.into_inner()).await?))
     }
 

@@ -152,10 +152,9 @@ async fn logout_ends_the_session(backend: Backend) {
         .logout(pb::LogoutRequest::default())
         .await
         .fails(Code::Unauthenticated);
-    // A service ends a session by its refresh token.
+    // An administrator ends someone's session by its refresh token.
     let ended = env
-        .service()
-        .await
+        .admin()
         .logout(pb::LogoutRequest {
             refresh_token: two.refresh_token.clone(),
         })
@@ -165,11 +164,12 @@ async fn logout_ends_the_session(backend: Backend) {
     env.refresh(&two.refresh_token)
         .await
         .fails(Code::Unauthenticated);
+    // Services may not end sessions (not in their call table).
     env.service()
         .await
         .logout(pb::LogoutRequest::default())
         .await
-        .invalid("refresh_token");
+        .fails(Code::PermissionDenied);
     // Someone else's refresh token: not bob's to end.
     let (admin_login, _) = env.login_ok("admin", crate::common::admin_password()).await;
     let (_, bob) = env.login_ok("bob", PASSWORD).await;

@@ -142,7 +142,7 @@ async fn settings_defaults_and_updates(backend: Backend) {
         .await
         .get_user_settings(pb::GetUserSettingsRequest::default())
         .await
-        .invalid("user_id");
+        .fails(Code::PermissionDenied);
 }
 
 pub(crate) fn keypair(seed: u8, comment: &str) -> (String, String) {
@@ -206,7 +206,12 @@ async fn ssh_keys(backend: Backend) {
     })
     .await
     .fails(Code::PermissionDenied);
-    for privileged in [env.admin(), env.service().await] {
+    let session_manager = env
+        .server
+        .as_service(atrium_service_kit::auth::ServiceId::SessionManager)
+        .await
+        .expect("session-manager client");
+    for privileged in [env.admin(), session_manager] {
         let with_private = privileged
             .clone()
             .get_ssh_key(pb::GetSshKeyRequest {
