@@ -146,7 +146,7 @@ async fn main() {
     );
 
     let runtime =
-        Arc::new(DockerRuntime::connect(&config.docker_host, Duration::from_secs(30)).unwrap());
+        Arc::new(DockerRuntime::connect(&config.docker_host, None, Duration::from_secs(30)).unwrap());
     let agent = TestAgent::start(config, runtime, Arc::new(MemoryHeartbeats::new()))
         .await
         .expect("start the agent");

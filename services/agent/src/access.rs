@@ -24,8 +24,11 @@ const TTL: Duration = Duration::from_secs(3);
 /// Users' rights on this agent, from policy.
 pub struct UserAccess {
     policy: PolicyClient,
-    cache: Mutex<HashMap<String, (bool, Vec<String>, Instant)>>,
+    cache: Mutex<HashMap<String, Cached>>,
 }
+
+/// A user's administrator flag and permissions, and when policy said so.
+type Cached = (bool, Vec<String>, Instant);
 
 impl UserAccess {
     pub fn new(policy_endpoint: &str, dialer: &Dialer) -> anyhow::Result<Self> {

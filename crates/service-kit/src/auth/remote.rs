@@ -130,8 +130,11 @@ impl RemoteKeys {
 pub struct RemoteApiKeys {
     client: IdentityClient,
     ttl: Duration,
-    cache: Mutex<HashMap<(String, String), (Result<ApiKeyPrincipal, String>, Instant)>>,
+    cache: Mutex<HashMap<(String, String), CachedAnswer>>,
 }
+
+/// What identity answered for a key and secret (a principal, or why it was refused), and when.
+type CachedAnswer = (Result<ApiKeyPrincipal, String>, Instant);
 
 /// How long an API-key answer is reused (revocation reaches every service within it).
 pub const API_KEY_TTL: Duration = Duration::from_secs(3);
