@@ -72,7 +72,9 @@ pub fn user_to_proto(u: &user::Model) -> pb::User {
         realm: Realm::parse_stored(&u.realm).to_proto() as i32,
         notes: u.notes.clone(),
         // An automatic lockout whose time is up shows as unlocked.
-        locked: u.locked && u.locked_until.is_none_or(|until| until > chrono::Utc::now()),
+        locked: u.locked
+            && u.locked_until
+                .is_none_or(|until| until > chrono::Utc::now()),
         disabled: u.disabled,
         organization: u.organization.clone(),
         phone: u.phone.clone(),

@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod login;
+pub mod logout;
 pub mod profile;
 pub mod revocations;
 mod service;

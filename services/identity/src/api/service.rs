@@ -5,7 +5,7 @@ use atrium_proto::identity::v1::identity_service_server::IdentityService;
 use atrium_service_kit::auth::principal;
 use tonic::{Request, Response, Status};
 
-use super::{api_keys, audit, login, profile, revocations, twofa, users};
+use super::{api_keys, audit, login, logout, profile, revocations, twofa, users};
 use crate::core::SharedCore;
 
 pub struct IdentityApi {
@@ -45,8 +45,8 @@ identity_service! {
     reset_two_factor(pb::ResetTwoFactorRequest) -> pb::User = users::reset_two_factor;
     set_password(pb::SetPasswordRequest) -> pb::User = users::set_password;
     change_password(pb::ChangePasswordRequest) -> pb::LoginResponse = login::change_password;
-    logout(pb::LogoutRequest) -> pb::LogoutResponse = login::logout;
-    logout_everywhere(pb::LogoutEverywhereRequest) -> pb::LogoutResponse = login::logout_everywhere;
+    logout(pb::LogoutRequest) -> pb::LogoutResponse = logout::logout;
+    logout_everywhere(pb::LogoutEverywhereRequest) -> pb::LogoutResponse = logout::logout_everywhere;
     enroll_totp(pb::EnrollTotpRequest) -> pb::EnrollTotpResponse = twofa::enroll;
     confirm_totp(pb::ConfirmTotpRequest) -> pb::LoginResponse = twofa::confirm;
     get_user_settings(pb::GetUserSettingsRequest) -> pb::UserSettings = profile::get_settings;

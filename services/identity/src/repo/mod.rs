@@ -3,6 +3,7 @@
 //! `retention`.
 
 mod admins;
+mod api_keys;
 mod retention;
 mod sessions;
 
@@ -20,7 +21,7 @@ use sea_orm::{
 use tokio::sync::Notify;
 
 use crate::entity::{
-    api_key, audit_event, login_session, policy_outbox, signing_key, ssh_key, user, user_settings,
+    audit_event, login_session, policy_outbox, signing_key, ssh_key, user, user_settings,
 };
 
 /// Filters for listing users.
@@ -333,46 +334,6 @@ impl Repo {
             .exec(&self.db)
             .await?;
         Ok(())
-    }
-
-    // ---- API keys ----------------------------------------------------------------------
-
-    pub async fn insert_api_key(
-        &self,
-        row: api_key::Model,
-        event: audit_event::Model,
-    ) -> ApiResult<()> {
-        let txn = self.db.begin().await?;
-        api_key::Entity::insert(row.into_active_model())
-            .exec_without_returning(&txn)
-            .await?;
-        audit_event::Entity::insert(event.into_active_model())
-            .exec_without_returning(&txn)
-            .await?;
-        txn.commit().await?;
-        Ok(())
-    }
-
-    pub async fn api_key(&self, id: &str) -> ApiResult<Option<api_key::Model>> {
-        Ok(api_key::Entity::find_by_id(id).one(&self.db).await?)
-    }
-
-    pub async fn list_api_keys(
-        &self,
-        include_revoked: bool,
-        after: Option<&str>,
-        limit: u64,
-    ) -> ApiResult<Vec<api_key::Model>> {
-        let mut query = api_key::Entity::find()
-            .order_by_asc(api_key::Column::Id)
-            .limit(limit);
-        if !include_revoked {
-            query = query.filter(api_key::Column::RevokedAt.is_null());
-        }
-        if let Some(after) = after {
-            query = query.filter(api_key::Column::Id.gt(after));
-        }
-        Ok(query.all(&self.db).await?)
     }
 
     // ---- audit -------------------------------------------------------------------------

@@ -35,7 +35,9 @@ async fn logins_are_rate_limited_per_account_and_per_source(backend: Backend) {
     assert!(status.message().contains("account"), "{}", status.message());
     // Other accounts from the same address: until the address's own budget runs out (the
     // admin's login at start and bob's four attempts count too).
-    env.login("nobody-1", WRONG).await.fails(Code::Unauthenticated);
+    env.login("nobody-1", WRONG)
+        .await
+        .fails(Code::Unauthenticated);
     let status = env
         .login("nobody-2", WRONG)
         .await
@@ -55,7 +57,9 @@ async fn automatic_lockouts_expire_but_an_admins_lock_stays(backend: Backend) {
         env.login("bob", WRONG).await.fails(Code::Unauthenticated);
     }
     assert!(env.get_user(&bob.id).await.locked);
-    env.login("bob", PASSWORD).await.fails(Code::Unauthenticated);
+    env.login("bob", PASSWORD)
+        .await
+        .fails(Code::Unauthenticated);
     env.admin()
         .update_user(pb::UpdateUserRequest {
             locked: Some(true),
@@ -68,7 +72,9 @@ async fn automatic_lockouts_expire_but_an_admins_lock_stays(backend: Backend) {
     assert!(!env.get_user(&bob.id).await.locked);
     env.login_ok("bob", PASSWORD).await;
     assert!(env.get_user(&carol.id).await.locked);
-    env.login("carol", PASSWORD).await.fails(Code::Unauthenticated);
+    env.login("carol", PASSWORD)
+        .await
+        .fails(Code::Unauthenticated);
 }
 
 async fn totp_guessing_is_bounded_without_a_lockout_threshold(backend: Backend) {
@@ -107,10 +113,16 @@ async fn totp_guessing_is_bounded_without_a_lockout_threshold(backend: Backend) 
     // (The wrong passwords count too, so the lock may come at the first wrong code.)
     let mut messages = Vec::new();
     for _ in 0..3 {
-        let status = env.login_with(guess(wrong.clone())).await.fails(Code::Unauthenticated);
+        let status = env
+            .login_with(guess(wrong.clone()))
+            .await
+            .fails(Code::Unauthenticated);
         messages.push(status.message().to_owned());
     }
-    assert!(messages.iter().any(|m| m.contains("now locked")), "{messages:?}");
+    assert!(
+        messages.iter().any(|m| m.contains("now locked")),
+        "{messages:?}"
+    );
     assert!(env.get_user(&bob.id).await.locked);
     away_from_step_edge().await;
     env.login_with(guess(totp_code(&enrolment.secret, 1)))
@@ -140,14 +152,19 @@ async fn old_audit_events_and_ended_sessions_are_pruned(backend: Backend) {
     .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let events = env.sql("SELECT id FROM audit_events WHERE kind = 'user.create'").await;
+        let events = env
+            .sql("SELECT id FROM audit_events WHERE kind = 'user.create'")
+            .await;
         let sessions = env.sql("SELECT id FROM login_sessions").await;
         let has = |id: &str| sessions.iter().any(|s| s.as_deref() == Some(id));
         if events.is_empty() && !has(&one.login_session_id) {
             assert!(has(&two.login_session_id), "a live session was pruned");
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "not pruned: {events:?} {sessions:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not pruned: {events:?} {sessions:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Recent events stay.

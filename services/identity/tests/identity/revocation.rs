@@ -132,7 +132,11 @@ async fn a_database_error_is_unavailable(backend: Backend) {
         .list_users(pb::ListUsersRequest::default())
         .await
         .fails(Code::Unavailable);
-    assert!(!status.message().contains("no longer exists"), "{}", status.message());
+    assert!(
+        !status.message().contains("no longer exists"),
+        "{}",
+        status.message()
+    );
     env.sql("ALTER TABLE users_elsewhere RENAME TO users").await;
     client.clone().get_user(by_id(&bob.id)).await.must();
 }
