@@ -3,8 +3,7 @@
 //! Secrets are never part of these shapes except where a command prints one on purpose.
 
 use atrium_proto::identity::v1::{
-    ApiKey, AuditEvent, LoginResponse, LoginStatus, Realm, SshKey, Theme, User, UserSettings,
-    WhoAmIResponse,
+    ApiKey, LoginResponse, LoginStatus, Realm, SshKey, Theme, User, UserSettings, WhoAmIResponse,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
@@ -106,20 +105,13 @@ pub fn api_key(k: &ApiKey) -> Value {
 }
 
 /// An audit event; `detail` is parsed back into JSON when it is valid JSON.
-pub fn audit_event(e: &AuditEvent) -> Value {
-    let detail = if e.detail.trim().is_empty() {
+/// An audit event's detail: its JSON when it is JSON, else the text, null when empty.
+pub fn audit_detail(detail: &str) -> Value {
+    if detail.trim().is_empty() {
         Value::Null
     } else {
-        serde_json::from_str(&e.detail).unwrap_or_else(|_| Value::String(e.detail.clone()))
-    };
-    json!({
-        "id": e.id,
-        "at": time(e.at.as_ref()),
-        "kind": e.kind,
-        "user_id": e.user_id,
-        "actor": e.actor,
-        "detail": detail,
-    })
+        serde_json::from_str(detail).unwrap_or_else(|_| Value::String(detail.to_owned()))
+    }
 }
 
 pub fn user_settings(s: &UserSettings) -> Value {
@@ -218,18 +210,12 @@ mod tests {
 
     #[test]
     fn audit_detail_is_parsed_when_it_is_json() {
-        let e = AuditEvent {
-            kind: "login.failure".into(),
-            detail: r#"{"reason":"bad_password"}"#.into(),
-            ..Default::default()
-        };
-        assert_eq!(audit_event(&e)["detail"]["reason"], "bad_password");
-        let raw = AuditEvent {
-            detail: "not json".into(),
-            ..Default::default()
-        };
-        assert_eq!(audit_event(&raw)["detail"], "not json");
-        assert!(audit_event(&AuditEvent::default())["detail"].is_null());
+        assert_eq!(
+            audit_detail(r#"{"reason":"bad_password"}"#)["reason"],
+            "bad_password"
+        );
+        assert_eq!(audit_detail("not json"), "not json");
+        assert!(audit_detail("").is_null());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::{Ctx, PageArgs};
 use crate::args::{Relative, UserRef, parse_instant, parse_user_ref, to_timestamp};
 use crate::error::{CliResult, usage};
-use crate::json::{time, time_text};
+use crate::json::{audit_detail, time, time_text};
 use crate::output::{Table, print_json};
 use atrium_proto::common::v1::PageRequest;
 
@@ -246,11 +246,6 @@ async fn list(ctx: &mut Ctx, args: ListArgs) -> CliResult {
 }
 
 fn row_json(r: &Row) -> Value {
-    let detail = if r.detail.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&r.detail).unwrap_or_else(|_| Value::String(r.detail.clone()))
-    };
     json!({
         "service": r.service,
         "id": r.id,
@@ -259,7 +254,7 @@ fn row_json(r: &Row) -> Value {
         "user_id": r.user_id,
         "actor": r.actor,
         "target": r.target,
-        "detail": detail,
+        "detail": audit_detail(&r.detail),
     })
 }
 

@@ -117,7 +117,7 @@ pub const ATTACKS: [Attack; 11] = [
 pub async fn run(a: &Attacker, attack: Attack) -> Result<(), tonic::Status> {
     let mut c = a.client.clone();
     let me = a.id.as_str();
-    let outcome = match attack {
+    match attack {
         Attack::JoinAdministrators => c
             .add_group_member(member(ADMINISTRATORS_ID, me))
             .await
@@ -194,8 +194,7 @@ pub async fn run(a: &Attacker, attack: Attack) -> Result<(), tonic::Status> {
             })
             .await
             .map(drop),
-    };
-    outcome
+    }
 }
 
 /// Whatever single permission it holds, every attack is refused and the attacker ends with
