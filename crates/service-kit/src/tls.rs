@@ -110,12 +110,17 @@ fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
         .with_context(|| format!("read {}", path.display()))?
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("parse certificates in {}", path.display()))?;
-    anyhow::ensure!(!certs.is_empty(), "{}: no certificate found", path.display());
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "{}: no certificate found",
+        path.display()
+    );
     Ok(certs)
 }
 
 fn read_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
-    PrivateKeyDer::from_pem_file(path).with_context(|| format!("read a private key from {}", path.display()))
+    PrivateKeyDer::from_pem_file(path)
+        .with_context(|| format!("read a private key from {}", path.display()))
 }
 
 fn read_roots(path: &Path) -> anyhow::Result<Arc<RootCertStore>> {
@@ -209,10 +214,11 @@ impl ServerTls {
     pub fn new(ca: &Path, cert: &Path, key: &Path) -> anyhow::Result<Self> {
         let (ca_p, cert_p, key_p) = (ca.to_owned(), cert.to_owned(), key.to_owned());
         let build = move || -> anyhow::Result<Arc<ServerConfig>> {
-            let verifier = WebPkiClientVerifier::builder_with_provider(read_roots(&ca_p)?, provider())
-                .allow_unauthenticated()
-                .build()
-                .context("build the client-certificate verifier")?;
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(read_roots(&ca_p)?, provider())
+                    .allow_unauthenticated()
+                    .build()
+                    .context("build the client-certificate verifier")?;
             let mut config = ServerConfig::builder_with_provider(provider())
                 .with_safe_default_protocol_versions()
                 .context("choose TLS versions")?
@@ -290,9 +296,14 @@ impl ClientTls {
         host: &str,
         port: u16,
     ) -> io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
-        let name = ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']').to_owned())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let tcp = TcpStream::connect((host.trim_start_matches('[').trim_end_matches(']'), port)).await?;
+        let name = ServerName::try_from(
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+        )
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let tcp =
+            TcpStream::connect((host.trim_start_matches('[').trim_end_matches(']'), port)).await?;
         tcp.set_nodelay(true)?;
         TlsConnector::from(self.config.get().as_ref().clone())
             .connect(name, tcp)
@@ -470,4 +481,130 @@ pub fn incoming(
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_stream::StreamExt as _;
+
+    use super::*;
+    use crate::pki::LocalCa;
+
+    /// Serves TLS on a fresh port; each accepted connection's peer info goes to the channel.
+    async fn serve(tls: ServerTls) -> (SocketAddr, tokio::sync::mpsc::Receiver<PeerInfo>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        tokio::spawn(async move {
+            let mut incoming = incoming(listener, Some(tls));
+            while let Some(Ok(conn)) = incoming.next().await {
+                let _ = tx.send(conn.peer().clone()).await;
+            }
+        });
+        (addr, rx)
+    }
+
+    #[tokio::test]
+    async fn peers_are_named_by_their_certificates() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ca = LocalCa::ensure(dir.path()).expect("ca");
+        let server = ca
+            .tls_config(ServiceId::Policy)
+            .server("test")
+            .expect("tls");
+        let (addr, mut peers) = serve(server.expect("tls on")).await;
+        let identity = ca.tls_config(ServiceId::Identity).client().expect("client");
+        identity
+            .expect("tls on")
+            .connect("127.0.0.1", addr.port())
+            .await
+            .expect("handshake with a client certificate");
+        let peer = peers.recv().await.expect("peer");
+        assert_eq!(peer.service, Some(ServiceId::Identity));
+        assert!(peer.tls);
+        ClientTls::new(&ca.ca_path(), None)
+            .expect("anonymous client")
+            .connect("127.0.0.1", addr.port())
+            .await
+            .expect("handshake without a client certificate");
+        assert_eq!(peers.recv().await.expect("peer").service, None);
+        // A certificate from another CA is refused at the handshake.
+        let other_dir = tempfile::tempdir().expect("dir");
+        let other = LocalCa::ensure(other_dir.path()).expect("other ca");
+        let (ca_path, cert, key) = (
+            ca.ca_path(),
+            other.tls_config(ServiceId::Identity).cert.expect("cert"),
+            other.tls_config(ServiceId::Identity).key.expect("key"),
+        );
+        let forged = ClientTls::new(&ca_path, Some((&cert, &key))).expect("client");
+        let attempt = forged.connect("127.0.0.1", addr.port()).await;
+        // TLS 1.3 reports a refused client certificate on the first read, not the handshake.
+        if let Ok(mut stream) = attempt {
+            use tokio::io::AsyncReadExt as _;
+            let mut buf = [0u8; 1];
+            assert!(
+                stream.read(&mut buf).await.is_err()
+                    || stream.read(&mut buf).await.is_ok_and(|n| n == 0)
+            );
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), peers.recv())
+                .await
+                .is_err(),
+            "a foreign certificate got through"
+        );
+    }
+
+    #[tokio::test]
+    async fn rotated_files_are_served_without_a_restart() {
+        let old_dir = tempfile::tempdir().expect("dir");
+        let new_dir = tempfile::tempdir().expect("dir");
+        let old = LocalCa::ensure(old_dir.path()).expect("old ca");
+        let new = LocalCa::ensure(new_dir.path()).expect("new ca");
+        // The server reads its files from a third place, as cert-manager's mount would be.
+        let live = tempfile::tempdir().expect("dir");
+        let install = |from: &LocalCa| {
+            let tls = from.tls_config(ServiceId::Policy);
+            for (src, name) in [
+                (from.ca_path(), "ca.pem"),
+                (tls.cert.expect("cert"), "policy.pem"),
+                (tls.key.expect("key"), "policy-key.pem"),
+            ] {
+                std::fs::copy(src, live.path().join(name)).expect("copy");
+            }
+        };
+        install(&old);
+        let config = TlsConfig::in_dir(live.path(), ServiceId::Policy);
+        let (addr, _peers) = serve(config.server("test").expect("tls").expect("on")).await;
+        let trusting = |ca: &LocalCa| ClientTls::new(&ca.ca_path(), None).expect("client");
+        trusting(&old)
+            .connect("127.0.0.1", addr.port())
+            .await
+            .expect("the old certificate is served");
+        // Rotate; file times have a coarse grain on some filesystems, so wait past a check.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        install(&new);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if trusting(&new)
+                .connect("127.0.0.1", addr.port())
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the new certificate was never served"
+            );
+        }
+        assert!(
+            trusting(&old)
+                .connect("127.0.0.1", addr.port())
+                .await
+                .is_err(),
+            "the old CA still verifies the rotated server"
+        );
+    }
 }
