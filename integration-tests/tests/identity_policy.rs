@@ -8,15 +8,15 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use atrium_identity::testing::TestIdentity;
-use atrium_service_kit::auth::ServiceId;
 use atrium_policy::{Policy, PolicyConfig};
 use atrium_proto::identity::v1 as id;
 use atrium_proto::policy::v1 as pol;
 use atrium_proto::policy::v1::policy_service_client::PolicyServiceClient;
+use atrium_service_kit::Shutdown;
 use atrium_service_kit::auth::Credential;
+use atrium_service_kit::auth::ServiceId;
 use atrium_service_kit::telemetry::OutgoingInterceptor;
 use atrium_service_kit::testing::{Backend, TestDatabase};
-use atrium_service_kit::Shutdown;
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -384,7 +384,10 @@ async fn revocations_reach_policy_within_seconds() {
             }
         })
         .await;
-        assert!(refused, "after {what}, policy still took bob's token after 5 s");
+        assert!(
+            refused,
+            "after {what}, policy still took bob's token after 5 s"
+        );
         println!("{what}: refused at policy after {:?}", start.elapsed());
         // Undo, so the next round can log in again.
         admin

@@ -15,10 +15,10 @@ use atrium_proto::identity::v1::identity_service_client::IdentityServiceClient;
 use atrium_proto::identity::v1::{LoginResponse, LoginStatus, RefreshRequest};
 use atrium_proto::policy::v1::policy_service_client::PolicyServiceClient;
 use atrium_service_kit::auth::Credential;
+use atrium_service_kit::client::Dialer;
 use atrium_service_kit::telemetry::OutgoingInterceptor;
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
-use atrium_service_kit::client::Dialer;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::cli::{DEFAULT_ENDPOINT, GlobalArgs};
@@ -405,10 +405,13 @@ async fn connect_channel(endpoint: &str, flag: &str) -> CliResult<Channel> {
         }
     }
     .request_timeout(CALL_TIMEOUT);
-    dialer.connect(endpoint).await.map_err(|e| CliError::Connect {
-        endpoint: endpoint.to_owned(),
-        message: error_chain(e.as_ref()),
-    })
+    dialer
+        .connect(endpoint)
+        .await
+        .map_err(|e| CliError::Connect {
+            endpoint: endpoint.to_owned(),
+            message: error_chain(e.as_ref()),
+        })
 }
 
 /// "outer: inner: innermost", skipping repeated texts.

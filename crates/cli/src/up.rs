@@ -8,9 +8,9 @@ use anyhow::Context as _;
 use atrium_agent::{Agent, AgentConfig};
 use atrium_identity::{Identity, IdentityConfig};
 use atrium_policy::{Policy, PolicyConfig};
-use atrium_service_kit::telemetry::{self, LogFormat};
 use atrium_service_kit::auth::ServiceId;
 use atrium_service_kit::pki::LocalCa;
+use atrium_service_kit::telemetry::{self, LogFormat};
 use atrium_service_kit::{Secret, Shutdown, metrics, server};
 use serde::{Deserialize, Serialize};
 

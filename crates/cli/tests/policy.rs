@@ -14,11 +14,11 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use atrium_identity::testing::{ADMIN_PASSWORD, TestIdentity};
-use atrium_service_kit::auth::ServiceId;
 use atrium_policy::testing::TestPolicy;
 use atrium_policy::{Policy, PolicyConfig};
-use atrium_service_kit::testing::{Backend, TestDatabase};
 use atrium_service_kit::Shutdown;
+use atrium_service_kit::auth::ServiceId;
+use atrium_service_kit::testing::{Backend, TestDatabase};
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio::io::AsyncWriteExt;

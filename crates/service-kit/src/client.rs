@@ -87,7 +87,11 @@ impl Dialer {
         let endpoint = self.endpoint(url)?;
         let channel = match &self.tls {
             None => endpoint.connect().await,
-            Some(tls) => endpoint.connect_with_connector(connector(tls.clone())).await,
+            Some(tls) => {
+                endpoint
+                    .connect_with_connector(connector(tls.clone()))
+                    .await
+            }
         };
         channel.with_context(|| format!("connect to {url}"))
     }
@@ -96,7 +100,9 @@ impl Dialer {
 type Connecting = std::pin::Pin<
     Box<
         dyn std::future::Future<
-                Output = std::io::Result<TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>>,
+                Output = std::io::Result<
+                    TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+                >,
             > + Send,
     >,
 >;

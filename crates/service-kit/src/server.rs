@@ -18,10 +18,10 @@ use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
 
 use crate::auth::AuthLayer;
-use crate::tls::ServerTls;
 use crate::metrics::{self, Metrics};
 use crate::shutdown::Shutdown;
 use crate::telemetry::extract_context;
+use crate::tls::ServerTls;
 
 /// Binds the service's port now, so a taken port fails start-up at once.
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -127,7 +127,11 @@ impl GrpcServer {
         let metrics_layer = self.metrics.layer();
         let exporter = metrics.map(|listener| {
             if let Ok(addr) = listener.local_addr() {
-                let scheme = if options.tls.is_some() { "https" } else { "http" };
+                let scheme = if options.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
                 tracing::info!(%addr, "metrics at {scheme}://{addr}/metrics");
             }
             tokio::spawn(metrics::serve(

@@ -145,8 +145,9 @@ async fn main() {
         built.size_bytes as f64 / 1048576.0
     );
 
-    let runtime =
-        Arc::new(DockerRuntime::connect(&config.docker_host, None, Duration::from_secs(30)).unwrap());
+    let runtime = Arc::new(
+        DockerRuntime::connect(&config.docker_host, None, Duration::from_secs(30)).unwrap(),
+    );
     let agent = TestAgent::start(config, runtime, Arc::new(MemoryHeartbeats::new()))
         .await
         .expect("start the agent");

@@ -144,7 +144,9 @@ impl AgentConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
         self.tls.validate("tls")?;
         if self.identity_endpoint.is_some() != self.policy_endpoint.is_some() {
-            anyhow::bail!("policy_endpoint: set both identity_endpoint and policy_endpoint, or neither");
+            anyhow::bail!(
+                "policy_endpoint: set both identity_endpoint and policy_endpoint, or neither"
+            );
         }
         if let Some(id) = &self.agent_id {
             validate_agent_id(id).map_err(|m| anyhow::anyhow!("agent_id: {m}"))?;
@@ -242,7 +244,10 @@ mod tests {
     fn defaults_need_only_tls_files() {
         let mut config = AgentConfig::default();
         assert!(config.validate().is_err());
-        config.tls = TlsConfig::in_dir(std::path::Path::new("/tls"), atrium_service_kit::auth::ServiceId::Agent);
+        config.tls = TlsConfig::in_dir(
+            std::path::Path::new("/tls"),
+            atrium_service_kit::auth::ServiceId::Agent,
+        );
         config.validate().expect("valid");
         assert!(validate_agent_id(&config.resolved_agent_id()).is_ok());
         assert_eq!(config.resolved_publish_ip().to_string(), "127.0.0.1");

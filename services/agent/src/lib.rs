@@ -35,8 +35,8 @@ use atrium_service_kit::server::{GrpcServer, ServeOptions};
 use tokio::net::TcpListener;
 use tonic_health::ServingStatus;
 
-pub use crate::config::AgentConfig;
 use crate::access::UserAccess;
+pub use crate::config::AgentConfig;
 use crate::core::{Core, SharedCore};
 use crate::heartbeat::{HeartbeatStore, MemoryHeartbeats, RedisHeartbeats};
 use crate::runtime::ContainerRuntime;
@@ -59,7 +59,11 @@ impl Agent {
     /// in this process.
     pub fn new(config: AgentConfig) -> anyhow::Result<Self> {
         let exec_timeout = Duration::from_secs(config.exec_timeout_secs);
-        let runtime = Arc::new(DockerRuntime::connect(&config.docker_host, config.docker_tls.as_ref(), exec_timeout)?);
+        let runtime = Arc::new(DockerRuntime::connect(
+            &config.docker_host,
+            config.docker_tls.as_ref(),
+            exec_timeout,
+        )?);
         let store: Arc<dyn HeartbeatStore> = match &config.redis_url {
             Some(url) => Arc::new(RedisHeartbeats::new(url.expose())?),
             None => Arc::new(MemoryHeartbeats::new()),
@@ -82,7 +86,10 @@ impl Agent {
         {
             let dialer = Dialer::for_service(&config.tls)?;
             let client = identity_client(identity_endpoint, &dialer)?;
-            let keys = Arc::new(RemoteKeys::new(client.clone(), authenticator.keys().clone()));
+            let keys = Arc::new(RemoteKeys::new(
+                client.clone(),
+                authenticator.keys().clone(),
+            ));
             authenticator = authenticator
                 .with_remote_keys(keys.clone())
                 .with_api_keys(Arc::new(RemoteApiKeys::new(client.clone(), API_KEY_TTL)));

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use atrium_proto::agent::v1 as pb;
 use atrium_proto::agent::v1::agent_service_client::AgentServiceClient;
+use atrium_service_kit::Shutdown;
 use atrium_service_kit::auth::{Credential, ServiceId};
 use atrium_service_kit::telemetry::OutgoingInterceptor;
-use atrium_service_kit::Shutdown;
 use tokio::task::JoinHandle;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -22,7 +22,6 @@ use crate::runtime::memory::MemoryRuntime;
 use crate::{Agent, AgentConfig};
 
 pub type Client = AgentServiceClient<InterceptedService<Channel, OutgoingInterceptor>>;
-
 
 /// A running agent. Shuts down when dropped.
 pub struct TestAgent {

@@ -189,7 +189,10 @@ async fn transport(tls_policy: &TestPolicy, tls_user: &str) {
             }
         }
     };
-    let over_tls = caller(&tls_channels, Credential::Bearer(tls_policy.token_for(tls_user)));
+    let over_tls = caller(
+        &tls_channels,
+        Credential::Bearer(tls_policy.token_for(tls_user)),
+    );
     let over_plain = caller(
         &plain_channels,
         Credential::Bearer(plain_policy.token_for(&plain_user)),

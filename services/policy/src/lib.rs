@@ -71,10 +71,14 @@ impl Policy {
             Some(keys) => (keys, None),
             None => {
                 let keys = KeySet::default();
-                (keys.clone(), Some(Arc::new(RemoteKeys::new(client.clone(), keys))))
+                (
+                    keys.clone(),
+                    Some(Arc::new(RemoteKeys::new(client.clone(), keys))),
+                )
             }
         };
-        let mut authenticator = Authenticator::new(keys, &core.config.issuer).with_api_keys(api_keys);
+        let mut authenticator =
+            Authenticator::new(keys, &core.config.issuer).with_api_keys(api_keys);
         if let Some(remote) = &remote_keys {
             authenticator = authenticator.with_remote_keys(remote.clone());
         }

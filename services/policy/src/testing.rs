@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 
 use atrium_proto::policy::v1::UserLifecycleRequest;
 use atrium_proto::policy::v1::policy_service_client::PolicyServiceClient;
+use atrium_service_kit::Shutdown;
 use atrium_service_kit::auth::{AccessClaims, Credential, KeyEntry, KeySet, Scope, ServiceId, jwt};
 use atrium_service_kit::telemetry::OutgoingInterceptor;
 use atrium_service_kit::testing::{Backend, TestDatabase};
-use atrium_service_kit::Shutdown;
 use ed25519_dalek::SigningKey;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;

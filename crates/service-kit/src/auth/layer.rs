@@ -9,8 +9,8 @@ use tonic::body::Body;
 use tower::{Layer, Service};
 
 use super::{Authenticator, Credential, Principal};
-use crate::tls::PeerInfo;
 use crate::error::ApiError;
+use crate::tls::PeerInfo;
 
 /// Paths that anyone may call: health, reflection, and what a service declares public.
 #[derive(Clone)]
@@ -105,9 +105,7 @@ where
                 // A service proven by its client certificate, within its row of the table.
                 None => match peer_service {
                     Some(service) if service.may_call(path) => {
-                        request
-                            .extensions_mut()
-                            .insert(Principal::Service(service));
+                        request.extensions_mut().insert(Principal::Service(service));
                     }
                     None | Some(_) if public => {}
                     Some(service) => {

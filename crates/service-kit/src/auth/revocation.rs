@@ -21,7 +21,9 @@ impl Revocations {
     /// Refuses every token of `login_session_id` until `forget_after` (Unix seconds).
     pub fn revoke(&self, login_session_id: &str, forget_after: i64) {
         let mut map = self.sessions.write().unwrap_or_else(|p| p.into_inner());
-        let entry = map.entry(login_session_id.to_owned()).or_insert(forget_after);
+        let entry = map
+            .entry(login_session_id.to_owned())
+            .or_insert(forget_after);
         *entry = (*entry).max(forget_after);
     }
 

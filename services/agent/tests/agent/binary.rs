@@ -71,7 +71,11 @@ fn dump_config_redacts_secrets() {
     let json: serde_json::Value = serde_json::from_str(&text).expect("json");
     assert_eq!(json["redis_url"], "[redacted]");
     assert!(!text.contains("hunter2"));
-    assert!(json["tls"]["cert"].as_str().is_some_and(|p| p.ends_with("agent.pem")));
+    assert!(
+        json["tls"]["cert"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("agent.pem"))
+    );
     assert_eq!(json["heartbeat_interval_secs"], 5);
     assert_eq!(json["agent_id"], "binary-test");
 }

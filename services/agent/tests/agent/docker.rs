@@ -26,7 +26,8 @@ fn config() -> AgentConfig {
 }
 
 async fn start(config: AgentConfig) -> TestAgent {
-    let runtime = DockerRuntime::connect(&config.docker_host, None, Duration::from_secs(30)).unwrap();
+    let runtime =
+        DockerRuntime::connect(&config.docker_host, None, Duration::from_secs(30)).unwrap();
     TestAgent::start(config, Arc::new(runtime), Arc::new(MemoryHeartbeats::new()))
         .await
         .unwrap()
@@ -141,7 +142,8 @@ async fn docker_lifecycle_hardening_and_files() {
     );
 
     let runtime =
-        DockerRuntime::connect("unix:///var/run/docker.sock", None, Duration::from_secs(5)).unwrap();
+        DockerRuntime::connect("unix:///var/run/docker.sock", None, Duration::from_secs(5))
+            .unwrap();
     let file = |entries: Vec<FileEntry>| entries.into_iter().next().expect("one entry");
     let policy = file(
         runtime
@@ -323,7 +325,8 @@ async fn docker_heartbeats_land_in_redis_with_a_ttl() {
     let url = crate::heartbeat::redis_url();
     let mut config = config();
     config.heartbeat_interval_secs = 2;
-    let runtime = DockerRuntime::connect(&config.docker_host, None, Duration::from_secs(30)).unwrap();
+    let runtime =
+        DockerRuntime::connect(&config.docker_host, None, Duration::from_secs(30)).unwrap();
     let store = Arc::new(RedisHeartbeats::new(&url).unwrap());
     let agent = TestAgent::start(config, Arc::new(runtime), store.clone())
         .await

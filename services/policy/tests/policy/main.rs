@@ -17,6 +17,7 @@ mod file_mappings;
 mod groups;
 mod health;
 mod host_access;
+mod last_admin;
 mod members;
 mod metrics;
 mod permissions;
