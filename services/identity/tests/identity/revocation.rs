@@ -119,6 +119,26 @@ async fn a_forced_reset_ends_sessions(backend: Backend) {
         .fails(Code::Unauthenticated);
     let next = env.login("bob", crate::common::PASSWORD).await.must();
     assert_eq!(next.status(), pb::LoginStatus::PasswordChangeRequired);
+
+    // Resetting 2FA and an admin setting the password end sessions too.
+    let (carol, carol_client) = env.user_client("carol").await;
+    env.admin()
+        .reset_two_factor(pb::ResetTwoFactorRequest {
+            user_id: carol.id.clone(),
+        })
+        .await
+        .must();
+    refused_within(&carol_client, Duration::from_secs(1)).await;
+    let (_, carol_client) = env.login_ok("carol", crate::common::PASSWORD).await;
+    env.admin()
+        .set_password(pb::SetPasswordRequest {
+            user_id: carol.id.clone(),
+            new_password: crate::common::NEW_PASSWORD.into(),
+            force_password_reset: false,
+        })
+        .await
+        .must();
+    refused_within(&carol_client, Duration::from_secs(1)).await;
 }
 
 async fn a_database_error_is_unavailable(backend: Backend) {

@@ -11,7 +11,49 @@ both_backends!(
     enrol_then_log_in_with_codes,
     admin_reset_sends_the_user_back_to_enrolment,
     required_two_factor_enrols_before_the_password_change,
+    policy_decides_who_may_enrol_and_with_what,
 );
+
+async fn policy_decides_who_may_enrol_and_with_what(backend: Backend) {
+    let env = Env::start_with_policy(backend, |_| {}).await;
+    let (bob, client) = env.user_client("bob").await;
+    // allow_2fa_self_enrollment is off by default: no enrolling from the profile.
+    client
+        .clone()
+        .enroll_totp(pb::EnrollTotpRequest::default())
+        .await
+        .fails(Code::PermissionDenied);
+    env.policy()
+        .update(&bob.id, |u| u.allow_2fa_self_enrollment = true);
+    client
+        .clone()
+        .enroll_totp(pb::EnrollTotpRequest::default())
+        .await
+        .must();
+    // Required while TOTP is not allowed: nothing to enrol, so no sign-in (said plainly).
+    let carol = env.create_user("carol").await;
+    env.policy().update(&carol.id, |u| {
+        u.require_2fa = true;
+        u.allow_totp_2fa = false;
+    });
+    let status = env
+        .login("carol", PASSWORD)
+        .await
+        .fails(Code::FailedPrecondition);
+    assert!(
+        status.message().contains("allow_totp_2fa"),
+        "{}",
+        status.message()
+    );
+    // Policy down: sign-in fails closed (a wrong password is still just that).
+    env.policy().set_down(true);
+    env.login("bob", PASSWORD).await.fails(Code::Unavailable);
+    env.login("bob", "wrong password!")
+        .await
+        .fails(Code::Unauthenticated);
+    env.policy().set_down(false);
+    env.login_ok("bob", PASSWORD).await;
+}
 
 /// Enrols the client's user; returns the base32 secret.
 async fn enrol(client: &Client) -> String {
