@@ -1,0 +1,189 @@
+//! `atrium up` end to end: the real binary, on free ports and a fresh data directory. Every
+//! port speaks TLS with the local CA it makes (plaintext is refused), the CLI trusts that CA
+//! without being told when ATRIUM_DATA_DIR names the directory, the administrator it prints
+//! logs in, and `atrium agent status` works with that login (no service secret involved).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use atrium_service_kit::client::Dialer;
+use atrium_service_kit::tls::ClientTls;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// `count` ports that were free a moment ago (bound on port 0, then released).
+fn free_ports(count: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+/// A metrics base port whose BASE+1, +2 and +4 are free.
+fn free_metrics_base() -> u16 {
+    for _ in 0..50 {
+        let base = free_ports(1)[0];
+        if base > u16::MAX - 5 {
+            continue;
+        }
+        let all_free = [1, 2, 4]
+            .iter()
+            .all(|off| std::net::TcpListener::bind(("127.0.0.1", base + off)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
+    panic!("no free metrics ports");
+}
+
+struct Up {
+    child: Child,
+    password: String,
+}
+
+async fn start(data: &Path, ports: &[u16], metrics_base: u16) -> Up {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_atrium"))
+        .arg("up")
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--identity-port", &ports[0].to_string()])
+        .args(["--policy-port", &ports[1].to_string()])
+        .args(["--agent-port", &ports[2].to_string()])
+        .args(["--metrics-base-port", &metrics_base.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn atrium up");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let password = loop {
+        let line = tokio::time::timeout_at(deadline.into(), lines.next_line())
+            .await
+            .expect("atrium up printed no password in time")
+            .unwrap()
+            .expect("atrium up exited");
+        if let Some((_, password)) = line.split_once("with password:") {
+            break password.trim().to_owned();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Up { child, password }
+}
+
+async fn health(dialer: &Dialer, url: &str) -> Result<i32, String> {
+    let channel = dialer.connect(url).await.map_err(|e| format!("{e:#}"))?;
+    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+    client
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .map(|r| r.into_inner().status)
+        .map_err(|s| s.to_string())
+}
+
+/// Runs the CLI with `ATRIUM_DATA_DIR` (and no --ca), answering with `stdin`.
+async fn cli(data: &Path, config: &Path, args: &[&str], stdin: &str) -> (i32, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_atrium"))
+        .args(args)
+        .env("ATRIUM_DATA_DIR", data)
+        .env("ATRIUM_CONFIG_DIR", config)
+        .env_remove("ATRIUM_CA")
+        .env_remove("ATRIUM_ENDPOINT")
+        .env_remove("ATRIUM_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let _ = input.write_all(stdin.as_bytes()).await;
+    drop(input);
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("atrium timed out")
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_speaks_tls_everywhere_and_the_cli_trusts_its_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("config");
+    let ports = free_ports(3);
+    let metrics_base = free_metrics_base();
+    let mut up = start(&data, &ports, metrics_base).await;
+    let ca = data.join("tls").join("ca.pem");
+    assert!(ca.exists(), "atrium up made no CA");
+
+    let trusting = Dialer::trusting(&ca).unwrap();
+    for port in &ports {
+        let url = format!("https://127.0.0.1:{port}");
+        // The agent may report NOT_SERVING without Docker; either way it answers over TLS.
+        health(&trusting, &url)
+            .await
+            .unwrap_or_else(|e| panic!("{url} over TLS: {e}"));
+        let plain = health(&Dialer::plaintext(), &format!("http://127.0.0.1:{port}")).await;
+        assert!(plain.is_err(), "port {port} answered plaintext gRPC");
+    }
+    for offset in [1, 2, 4] {
+        let addr = SocketAddr::from(([127, 0, 0, 1], metrics_base + offset));
+        let mut stream = ClientTls::http1(&ca)
+            .unwrap()
+            .connect("127.0.0.1", addr.port())
+            .await
+            .unwrap_or_else(|e| panic!("metrics {addr} over TLS: {e}"));
+        stream
+            .write_all(
+                format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response).await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{addr}: {response}");
+    }
+
+    let endpoint = format!("https://127.0.0.1:{}", ports[0]);
+    let policy = format!("https://127.0.0.1:{}", ports[1]);
+    let agent = format!("https://127.0.0.1:{}", ports[2]);
+    let common = [
+        "--endpoint",
+        endpoint.as_str(),
+        "--policy-endpoint",
+        policy.as_str(),
+        "--agent-endpoint",
+        agent.as_str(),
+    ];
+    let mut login = vec!["login", "-u", "admin", "--password-stdin"];
+    login.extend(common);
+    let (code, out) = cli(&data, &config, &login, &format!("{}\n", up.password)).await;
+    assert_eq!(code, 0, "login: {out}");
+    let mut status = vec!["agent", "status"];
+    status.extend(common);
+    let (code, out) = cli(&data, &config, &status, "").await;
+    assert_eq!(code, 0, "agent status with the admin's login: {out}");
+
+    // Without the data dir's CA the CLI refuses to guess, and says how to fix it.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut whoami = vec!["whoami"];
+    whoami.extend(common);
+    let (code, out) = cli(elsewhere.path(), &config, &whoami, "").await;
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("--ca"), "{out}");
+    up.child.kill().await.ok();
+}
