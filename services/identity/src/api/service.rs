@@ -72,7 +72,15 @@ identity_service! {
     }
 
     async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
-        let source = atrium_service_kit::tls::peer_addr(&request).map(|addr| addr.ip());
+        // The per-source limit is for end users' addresses; a login relayed by one of Atrium's
+        // services (the gateway, with its client certificate) is limited per account here and
+        // per end user there.
+        let source = request
+            .extensions()
+            .get::<atrium_service_kit::tls::PeerInfo>()
+            .filter(|peer| peer.service.is_none())
+            .and_then(|peer| peer.remote_addr)
+            .map(|addr| addr.ip());
         Ok(Response::new(login::login(&self.core, source, request.into_inner()).await?))
     }
 
