@@ -429,23 +429,40 @@ pub async fn apply_sso_login(
         .filter(|(g, m)| **m && !current.contains(g))
         .map(|(g, _)| g.clone())
         .collect();
-    let remove: Vec<String> = verdicts
+    let mut remove: Vec<String> = verdicts
         .iter()
         .filter(|(g, m)| !**m && current.contains(g) && g.as_str() != ALL_USERS_ID)
         .map(|(g, _)| g.clone())
         .collect();
-    let change = Change::new(principal, "sso.apply", format!("user:{user_id}"))
-        .about(&user_id)
-        .detail(json!({"provider_id": provider_id, "added": add, "removed": remove}));
-    core.repo
-        .apply_sso(
-            &user_id,
-            &format!("sso:{provider_id}"),
-            &add,
-            &remove,
-            change,
-        )
-        .await?;
+    // Leaving a group that sets administrator may take it away: guarded, and if it would leave
+    // no administrator, the login still applies, keeping those memberships.
+    let mut sets_administrator = Vec::new();
+    for g in add.iter().chain(&remove) {
+        if core.group_grant(g).await?.sets_administrator.is_some() {
+            sets_administrator.push(g.clone());
+        }
+    }
+    let source = format!("sso:{provider_id}");
+    let change = |remove: &[String]| {
+        Change::new(principal, "sso.apply", format!("user:{user_id}"))
+            .about(&user_id)
+            .detail(json!({"provider_id": provider_id, "added": add, "removed": remove}))
+    };
+    let guard = !sets_administrator.is_empty();
+    match core
+        .repo
+        .apply_sso(&user_id, &source, &add, &remove, guard, change(&remove))
+        .await
+    {
+        Err(ApiError::FailedPrecondition(reason)) if guard => {
+            tracing::warn!(%user_id, %provider_id, %reason, "SSO login kept administrator memberships");
+            remove.retain(|g| !sets_administrator.contains(g));
+            core.repo
+                .apply_sso(&user_id, &source, &add, &remove, true, change(&remove))
+                .await?;
+        }
+        other => other?,
+    }
     core.invalidate();
     Ok(pb::ApplySsoLoginResponse {
         added_group_ids: add,

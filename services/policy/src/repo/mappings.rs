@@ -6,7 +6,7 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use super::{Change, Repo, audit, insert_if_missing};
+use super::{Change, Repo, admins, audit, insert_if_missing};
 use crate::entity::{file_mapping, membership, sso_mapping};
 
 impl Repo {
@@ -125,9 +125,11 @@ impl Repo {
         source: &str,
         add: &[String],
         remove: &[String],
+        guard: bool,
         change: Change,
     ) -> ApiResult<()> {
         let txn = self.db.begin().await?;
+        let existed = guard && admins::begin_guard(&txn).await?;
         let now = chrono::Utc::now();
         for group_id in add {
             let row = membership::Model {
@@ -150,6 +152,7 @@ impl Repo {
                 .exec(&txn)
                 .await?;
         }
+        admins::end_guard(&txn, existed).await?;
         if !add.is_empty() || !remove.is_empty() {
             audit::record(&txn, change).await?;
         }

@@ -9,6 +9,7 @@ use crate::escalation::rights;
 both_backends!(
     the_last_administrator_cannot_be_removed,
     racing_removals_leave_an_administrator,
+    an_sso_login_does_not_remove_the_last_administrator,
 );
 
 /// The last administrator cannot be removed from Administrators, nor lose administrator by
@@ -104,4 +105,42 @@ async fn racing_removals_leave_an_administrator(backend: Backend) {
     assert_eq!((removed, refused), (1, 1), "{outcomes:?}");
     let remaining = [rights(&env.admin()).await.0, rights(&second_client).await.0];
     assert_eq!(remaining.iter().filter(|a| **a).count(), 1, "{remaining:?}");
+}
+
+/// An SSO login that no longer matches the mapped group making the last administrator one keeps
+/// that membership (the rest of the login applies).
+async fn an_sso_login_does_not_remove_the_last_administrator(backend: Backend) {
+    let env = Env::start(backend).await;
+    let admin = env.admin_id.clone();
+    let custom = env.group("SSO admins", 3).await;
+    env.set(&custom.id, "administrator", Kind::BoolValue(true))
+        .await;
+    env.admin()
+        .create_sso_group_mapping(pb::SsoGroupMapping {
+            group_id: custom.id.clone(),
+            provider_id: "corp".into(),
+            provider_type: "oidc".into(),
+            group_attributes: vec!["admins".into()],
+            ..Default::default()
+        })
+        .await
+        .must();
+    let login = |attributes: Vec<String>| pb::ApplySsoLoginRequest {
+        user_id: admin.clone(),
+        provider_id: "corp".into(),
+        attributes,
+    };
+    let mut identity = env.service().await;
+    let joined = identity
+        .apply_sso_login(login(vec!["admins".into()]))
+        .await
+        .must();
+    assert_eq!(joined.added_group_ids, vec![custom.id.clone()]);
+    env.admin()
+        .remove_group_member(member(ADMINISTRATORS_ID, &admin))
+        .await
+        .must();
+    let applied = identity.apply_sso_login(login(vec![])).await.must();
+    assert!(applied.removed_group_ids.is_empty(), "{applied:?}");
+    assert!(rights(&env.admin()).await.0);
 }
