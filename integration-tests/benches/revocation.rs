@@ -13,7 +13,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use atrium_identity::testing::{ADMIN_PASSWORD, TestIdentity};
+use atrium_identity::testing::TestIdentity;
 use atrium_policy::{Policy, PolicyConfig};
 use atrium_proto::identity::v1 as id;
 use atrium_proto::policy::v1 as pol;

@@ -16,6 +16,7 @@ pub mod run_config;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 pub mod tls;
 pub mod validate;

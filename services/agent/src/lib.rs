@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod runtime;
 pub mod sessions;
 pub mod spec;
+#[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 
 use std::sync::Arc;

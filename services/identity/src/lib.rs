@@ -18,6 +18,7 @@ pub mod password;
 mod policy_link;
 mod repo;
 mod revocation_feed;
+#[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 pub mod tokens;
 pub mod totp;

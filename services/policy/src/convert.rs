@@ -8,21 +8,6 @@ use crate::settings::Value;
 
 pub use atrium_service_kit::validate::{required_text, text, timestamp, uuid};
 
-/// An absolute path without `..` segments.
-pub fn absolute_path(field: &str, raw: &str) -> ApiResult<String> {
-    let path = raw.trim();
-    if !path.starts_with('/') {
-        return Err(ApiError::invalid(field, "must be an absolute path"));
-    }
-    if path.split('/').any(|seg| seg == "..") || path.contains('\0') || path.len() > 1024 {
-        return Err(ApiError::invalid(
-            field,
-            "must not contain `..` segments and be at most 1024 bytes",
-        ));
-    }
-    Ok(path.to_owned())
-}
-
 /// An http(s) URL with a host, or empty.
 pub fn optional_url(field: &str, raw: &str) -> ApiResult<String> {
     let url = raw.trim();

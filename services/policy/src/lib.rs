@@ -13,6 +13,7 @@ mod entity;
 pub mod migration;
 mod repo;
 pub mod settings;
+#[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 
 use std::sync::Arc;

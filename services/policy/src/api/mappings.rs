@@ -64,13 +64,15 @@ fn mapping_row(
             format!("must be at most {MAX_CONTENT_BYTES} bytes"),
         ));
     }
-    let destination = convert::absolute_path("destination", &m.destination)?;
+    // The kit's path rule, which the agent applies to file destinations at launch.
+    let destination = m.destination.trim().to_owned();
     if destination.ends_with('/') {
         return Err(ApiError::invalid(
             "destination",
             "must name a file, not a directory",
         ));
     }
+    atrium_service_kit::host_path::host("destination", &destination)?;
     Ok(file_mapping::Model {
         id,
         scope_kind: scope.0.to_owned(),

@@ -174,6 +174,9 @@ async fn file_mappings_are_validated(backend: Backend) {
         "/etc/../passwd",
         "/home/user/..",
         "/etc/",
+        // What the agent would refuse at launch is refused here (the kit's one path rule).
+        "/home/kasm-user/a:b",
+        "/home//kasm-user/x",
     ] {
         refuse(mapping(scope(), bad, "x"))
             .await
