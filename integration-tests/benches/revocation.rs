@@ -53,6 +53,8 @@ async fn main() {
     let policy_addr = listener.local_addr().unwrap();
     let identity = TestIdentity::start_with(Backend::Sqlite, |c| {
         c.policy_endpoint = Some(format!("https://{policy_addr}"));
+        // One login per round; the default per-account limit would throttle the benchmark.
+        c.login_attempts_per_account_per_minute = 600;
     })
     .await
     .unwrap();
