@@ -30,6 +30,7 @@ use anyhow::Context as _;
 use atrium_proto::identity::v1::CreateUserRequest;
 use atrium_proto::identity::v1::identity_service_server::IdentityServiceServer;
 use atrium_service_kit::auth::{AuthLayer, Authenticator, KeySet};
+use atrium_service_kit::auth::remote::{API_KEY_TTL, RefusalCache};
 use atrium_service_kit::client::Dialer;
 use atrium_service_kit::server::{GrpcServer, ServeOptions, watch_database};
 use atrium_service_kit::{ApiError, Shutdown};
@@ -122,7 +123,10 @@ impl Identity {
             logins: Default::default(),
         });
         let authenticator = Authenticator::new(keys, &core.config.issuer)
-            .with_api_keys(Arc::new(LocalApiKeys(core.clone())))
+            .with_api_keys(Arc::new(RefusalCache::new(
+                LocalApiKeys(core.clone()),
+                API_KEY_TTL,
+            )))
             .with_revocations(core.revocations.set().clone());
         let bootstrap = bootstrap_admin(&core).await?;
         Ok(Self {

@@ -268,3 +268,90 @@ pub fn apply(revocations: &Revocations, batch: atrium_proto::identity::v1::Revoc
     revocations.advance(batch.cursor);
     revocations.prune(now);
 }
+
+/// Remembers refused API keys for a short time in front of any resolver, so a flood of bad keys
+/// costs one lookup (and one audit row) per key and `ttl`, not one per request. Accepted keys
+/// are not cached here: the resolver answers them fresh, so a revocation takes effect at once.
+pub struct RefusalCache<R> {
+    inner: R,
+    ttl: Duration,
+    refused: Mutex<HashMap<(String, String), (String, Instant)>>,
+}
+
+impl<R> RefusalCache<R> {
+    pub fn new(inner: R, ttl: Duration) -> Self {
+        Self {
+            inner,
+            ttl,
+            refused: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+#[async_trait]
+impl<R: ApiKeyResolver> ApiKeyResolver for RefusalCache<R> {
+    async fn resolve(&self, id: &str, secret: &str) -> Result<ApiKeyPrincipal, ApiError> {
+        let key = (id.to_owned(), secret.to_owned());
+        if let Some((message, at)) = self
+            .refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            && at.elapsed() < self.ttl
+        {
+            return Err(ApiError::Unauthenticated(message.clone()));
+        }
+        let answer = self.inner.resolve(id, secret).await;
+        if let Err(ApiError::Unauthenticated(message)) = &answer {
+            let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+            if refused.len() > 10_000 {
+                let ttl = self.ttl;
+                refused.retain(|_, (_, at)| at.elapsed() < ttl);
+                if refused.len() > 10_000 {
+                    refused.clear();
+                }
+            }
+            refused.insert(key, (message.clone(), Instant::now()));
+        }
+        answer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    struct Counting(AtomicUsize);
+
+    #[async_trait]
+    impl ApiKeyResolver for Counting {
+        async fn resolve(&self, id: &str, _: &str) -> Result<ApiKeyPrincipal, ApiError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            if id == "good" {
+                Ok(ApiKeyPrincipal {
+                    key_id: id.into(),
+                    name: String::new(),
+                    read_only: false,
+                    permissions: Vec::new(),
+                })
+            } else {
+                Err(ApiError::Unauthenticated("unknown API key".into()))
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_bad_keys_costs_one_lookup_each() {
+        let cache = RefusalCache::new(Counting(AtomicUsize::new(0)), Duration::from_secs(60));
+        for _ in 0..100 {
+            assert!(cache.resolve("bad", "s").await.is_err());
+        }
+        assert_eq!(cache.inner.0.load(Ordering::SeqCst), 1);
+        for _ in 0..3 {
+            assert!(cache.resolve("good", "s").await.is_ok());
+        }
+        assert_eq!(cache.inner.0.load(Ordering::SeqCst), 4, "accepted keys are not cached");
+    }
+}
