@@ -328,9 +328,22 @@ async fn an_enrolled_user_needs_a_totp_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_walks_an_unenrolled_user_through_enrolment() {
-    let (server, admin) = with_alice().await;
+    // Policy (a fake here) says alice needs 2FA; the plain CLI asks for nothing special, and
+    // the server sends her to enrolment all the same.
+    let (server, policy, _policy) =
+        atrium_identity::testing::fake_policy::start_identity_with_policy(Backend::Sqlite, |_| {})
+            .await
+            .unwrap();
+    let admin = Shell::new(&server);
+    admin
+        .login("admin", "", &format!("{ADMIN_PASSWORD}\n"))
+        .await
+        .ok();
+    let created = create_alice(&admin).await;
+    let alice_id = created["id"].as_str().expect("alice's id").to_owned();
+    policy.update(&alice_id, |u| u.require_2fa = true);
     let alice = Shell::new(&server);
-    let args = "login -u alice --password-stdin --require-two-factor -o json";
+    let args = "login -u alice --password-stdin -o json";
     let mut child = alice.spawn(args);
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();

@@ -38,10 +38,6 @@ pub struct LoginArgs {
     /// The current TOTP code, used if the server asks for one.
     #[arg(long, value_name = "CODE")]
     pub totp_code: Option<String>,
-    /// Ask the server to require two-factor authentication for this login, as the gateway
-    /// does when policy's require_2fa applies (an unenrolled user is sent to enrolment).
-    #[arg(long)]
-    pub require_two_factor: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,7 +69,8 @@ pub async fn login(ctx: &mut Ctx, args: LoginArgs) -> CliResult {
         username,
         password: password.expose_secret().to_owned(),
         totp_code: String::new(),
-        require_two_factor: args.require_two_factor,
+        // Ignored by identity, which reads the user's 2FA requirement from policy itself.
+        require_two_factor: false,
     };
     let anonymous = ctx.identity.client_with(None)?;
     let mut response = anonymous.clone().login(request.clone()).await?.into_inner();
