@@ -352,6 +352,10 @@ mod tests {
         for _ in 0..3 {
             assert!(cache.resolve("good", "s").await.is_ok());
         }
-        assert_eq!(cache.inner.0.load(Ordering::SeqCst), 4, "accepted keys are not cached");
+        assert_eq!(
+            cache.inner.0.load(Ordering::SeqCst),
+            4,
+            "accepted keys are not cached"
+        );
     }
 }
