@@ -144,6 +144,35 @@ async fn main() {
     transport(&policy, &user_id).await;
 }
 
+/// One call in flight.
+type Call = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Caller `i` of a closed loop: `ResolveEffectivePolicy` with `credential` on connection
+/// `i % CONNECTIONS`, checking the answer is whole.
+fn resolver(
+    channels: &[tonic::transport::Channel],
+    credential: Credential,
+) -> impl Fn(usize) -> Box<dyn FnMut() -> Call + Send> {
+    let channels = channels.to_vec();
+    move |i: usize| {
+        let client =
+            TestPolicy::client_on(channels[i % CONNECTIONS].clone(), Some(&credential)).unwrap();
+        Box::new(move || {
+            let mut client = client.clone();
+            Box::pin(async move {
+                let reply = client
+                    .resolve_effective_policy(pb::ResolveEffectivePolicyRequest::default())
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    reply.into_inner().settings.len(),
+                    settings::catalogue().len()
+                );
+            })
+        })
+    }
+}
+
 /// 4. The same 50-caller closed loop over mutual TLS (the callers' connections present a
 ///    service certificate) and over plaintext (a second server with `tls.insecure_plaintext`,
 ///    same data), alternating, three rounds each → throughput ratio (goal ≥ 0.9).
@@ -168,32 +197,11 @@ async fn transport(tls_policy: &TestPolicy, tls_user: &str) {
         );
         plain_channels.push(plain_policy.channel().await.unwrap());
     }
-    let caller = |channels: &Vec<tonic::transport::Channel>, credential: Credential| {
-        let channels = channels.clone();
-        move |i: usize| {
-            let client =
-                TestPolicy::client_on(channels[i % CONNECTIONS].clone(), Some(&credential))
-                    .unwrap();
-            move || {
-                let mut client = client.clone();
-                async move {
-                    let reply = client
-                        .resolve_effective_policy(pb::ResolveEffectivePolicyRequest::default())
-                        .await
-                        .unwrap();
-                    assert_eq!(
-                        reply.into_inner().settings.len(),
-                        settings::catalogue().len()
-                    );
-                }
-            }
-        }
-    };
-    let over_tls = caller(
+    let over_tls = resolver(
         &tls_channels,
         Credential::Bearer(tls_policy.token_for(tls_user)),
     );
-    let over_plain = caller(
+    let over_plain = resolver(
         &plain_channels,
         Credential::Bearer(plain_policy.token_for(&plain_user)),
     );
@@ -216,23 +224,7 @@ async fn grpc(policy: &TestPolicy, user_id: &str) {
     for _ in 0..CONNECTIONS {
         channels.push(policy.channel().await.unwrap());
     }
-    let resolve = |i: usize| {
-        let client =
-            TestPolicy::client_on(channels[i % CONNECTIONS].clone(), Some(&credential)).unwrap();
-        move || {
-            let mut client = client.clone();
-            async move {
-                let reply = client
-                    .resolve_effective_policy(pb::ResolveEffectivePolicyRequest::default())
-                    .await
-                    .unwrap();
-                assert_eq!(
-                    reply.into_inner().settings.len(),
-                    settings::catalogue().len()
-                );
-            }
-        }
-    };
+    let resolve = resolver(&channels, credential);
     let noop = |i: usize| {
         let client = HealthClient::new(channels[i % CONNECTIONS].clone());
         move || {
@@ -244,8 +236,8 @@ async fn grpc(policy: &TestPolicy, user_id: &str) {
         }
     };
     let floor = run("health Check (no-op)   ", CALLERS, None, noop).await;
-    run("ResolveEffectivePolicy ", 1, None, resolve).await;
-    let saturated = run("ResolveEffectivePolicy ", CALLERS, None, resolve).await;
+    run("ResolveEffectivePolicy ", 1, None, &resolve).await;
+    let saturated = run("ResolveEffectivePolicy ", CALLERS, None, &resolve).await;
     println!(
         "ResolveEffectivePolicy calls/s = {:.2} of the no-op call's, {CALLERS} callers",
         saturated / floor
@@ -257,7 +249,7 @@ async fn grpc(policy: &TestPolicy, user_id: &str) {
             "ResolveEffectivePolicy ",
             CALLERS,
             Some(saturated * share),
-            resolve,
+            &resolve,
         )
         .await;
     }
