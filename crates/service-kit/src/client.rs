@@ -18,6 +18,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct Dialer {
     tls: Option<ClientTls>,
+    source: Option<std::net::IpAddr>,
     connect_timeout: Duration,
     request_timeout: Duration,
 }
@@ -42,6 +43,7 @@ impl Dialer {
     fn with(tls: Option<ClientTls>) -> Self {
         Self {
             tls,
+            source: None,
             connect_timeout: CONNECT_TIMEOUT,
             request_timeout: REQUEST_TIMEOUT,
         }
@@ -51,6 +53,12 @@ impl Dialer {
     /// (server streams are not cut: the limit covers the wait for the response to start).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// Connects from the local address `source` (TLS dialers only).
+    pub fn from_source(mut self, source: std::net::IpAddr) -> Self {
+        self.source = Some(source);
         self
     }
 
@@ -78,7 +86,7 @@ impl Dialer {
         let endpoint = self.endpoint(url)?;
         Ok(match &self.tls {
             None => endpoint.connect_lazy(),
-            Some(tls) => endpoint.connect_with_connector_lazy(connector(tls.clone())),
+            Some(tls) => endpoint.connect_with_connector_lazy(connector(tls.clone(), self.source)),
         })
     }
 
@@ -89,7 +97,7 @@ impl Dialer {
             None => endpoint.connect().await,
             Some(tls) => {
                 endpoint
-                    .connect_with_connector(connector(tls.clone()))
+                    .connect_with_connector(connector(tls.clone(), self.source))
                     .await
             }
         };
@@ -109,6 +117,7 @@ type Connecting = std::pin::Pin<
 
 fn connector(
     tls: ClientTls,
+    source: Option<std::net::IpAddr>,
 ) -> impl tower::Service<
     Uri,
     Response = TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
@@ -124,7 +133,7 @@ fn connector(
                 std::io::Error::new(std::io::ErrorKind::InvalidInput, "endpoint has no host")
             })?;
             let port = uri.port_u16().unwrap_or(443);
-            Ok(TokioIo::new(tls.connect(host, port).await?))
+            Ok(TokioIo::new(tls.connect_from(source, host, port).await?))
         })
     })
 }

@@ -296,14 +296,38 @@ impl ClientTls {
         host: &str,
         port: u16,
     ) -> io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
-        let name = ServerName::try_from(
-            host.trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned(),
-        )
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let tcp =
-            TcpStream::connect((host.trim_start_matches('[').trim_end_matches(']'), port)).await?;
+        self.connect_from(None, host, port).await
+    }
+
+    /// As [`ClientTls::connect`], from the local address `source` when given (a test's
+    /// second loopback address, a multi-homed host).
+    pub async fn connect_from(
+        &self,
+        source: Option<std::net::IpAddr>,
+        host: &str,
+        port: u16,
+    ) -> io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let tcp = match source {
+            None => TcpStream::connect((host, port)).await?,
+            Some(source) => {
+                let target = tokio::net::lookup_host((host, port))
+                    .await?
+                    .find(|a| a.is_ipv4() == source.is_ipv4())
+                    .ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::InvalidInput, "no address of that family")
+                    })?;
+                let socket = if source.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()?
+                } else {
+                    tokio::net::TcpSocket::new_v6()?
+                };
+                socket.bind(SocketAddr::new(source, 0))?;
+                socket.connect(target).await?
+            }
+        };
         tcp.set_nodelay(true)?;
         TlsConnector::from(self.config.get().as_ref().clone())
             .connect(name, tcp)
