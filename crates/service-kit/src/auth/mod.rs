@@ -116,11 +116,23 @@ pub fn principal<T>(request: &tonic::Request<T>) -> Result<Principal, ApiError> 
         .ok_or_else(|| ApiError::Unauthenticated("authentication required".into()))
 }
 
-/// A credential as presented in `authorization` metadata.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A credential as presented in `authorization` metadata. `Debug` shows the kind and the key
+/// id, never the token or the secret.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Credential {
     Bearer(String),
     ApiKey { id: String, secret: String },
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Bearer(_) => f.write_str("Bearer([redacted])"),
+            Credential::ApiKey { id, .. } => {
+                write!(f, "ApiKey {{ id: {id:?}, secret: [redacted] }}")
+            }
+        }
+    }
 }
 
 impl Credential {
@@ -325,5 +337,22 @@ mod tests {
         ] {
             assert_eq!(Credential::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret_parts() {
+        let bearer = format!("{:?}", Credential::Bearer("tok-123".into()));
+        let key = format!(
+            "{:?}",
+            Credential::ApiKey {
+                id: "k1".into(),
+                secret: "s3cret".into()
+            }
+        );
+        assert!(
+            !bearer.contains("tok-123") && !key.contains("s3cret"),
+            "{bearer} {key}"
+        );
+        assert!(key.contains("k1"));
     }
 }
