@@ -401,3 +401,82 @@ async fn revocations_reach_policy_within_seconds() {
             .unwrap();
     }
 }
+
+/// Whether a login needs a second factor is the server's decision: a member of a group that
+/// sets `require_2fa` is sent to enrolment by a plain login that asks for nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_2fa_from_policy_sends_a_plain_login_to_enrolment() {
+    let cluster = Cluster::start().await;
+    let admin_token = cluster
+        .login("admin", atrium_identity::testing::ADMIN_PASSWORD)
+        .await;
+    let mut admin = cluster
+        .identity
+        .client(Some(Credential::Bearer(admin_token.clone())))
+        .await
+        .unwrap();
+    let mut admin_policy = cluster.policy(Credential::Bearer(admin_token)).await;
+    let dana = admin
+        .create_user(id::CreateUserRequest {
+            username: "dana".into(),
+            password: "dana-password-1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let plain = || id::LoginRequest {
+        username: "dana".into(),
+        password: "dana-password-1".into(),
+        ..Default::default()
+    };
+    let before = cluster
+        .identity
+        .anonymous()
+        .await
+        .unwrap()
+        .login(plain())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(before.status(), id::LoginStatus::Success);
+
+    let group = admin_policy
+        .create_group(pol::CreateGroupRequest {
+            name: "Strict".into(),
+            description: String::new(),
+            priority: 50,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    admin_policy
+        .set_group_setting(pol::SetGroupSettingRequest {
+            group_id: group.id.clone(),
+            name: "require_2fa".into(),
+            value: None,
+            raw_value: "true".into(),
+        })
+        .await
+        .unwrap();
+    admin_policy
+        .add_group_member(pol::GroupMemberRequest {
+            group_id: group.id,
+            user_id: dana.id.clone(),
+        })
+        .await
+        .unwrap();
+    // Identity reuses permissions for up to permissions_cache_ttl_ms (500 ms here).
+    let sent = eventually(Duration::from_secs(5), || async {
+        let answer = cluster
+            .identity
+            .anonymous()
+            .await
+            .unwrap()
+            .login(plain())
+            .await;
+        answer.is_ok_and(|r| r.into_inner().status() == id::LoginStatus::TotpEnrollmentRequired)
+    })
+    .await;
+    assert!(sent, "dana was not sent to 2FA enrolment");
+}
