@@ -131,7 +131,7 @@ pub enum Command {
     /// Container images: build the demo workspace image.
     #[command(subcommand)]
     Image(ImageCommand),
-    /// A node agent: its status and the session containers it holds (service credential).
+    /// A node agent: its status and the session containers it holds (needs agents.view).
     Agent(AgentArgs),
 }
 

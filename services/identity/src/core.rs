@@ -58,7 +58,7 @@ pub enum Actor {
 }
 
 impl Core {
-    /// Allows service credentials, API keys holding `permission` (read-only keys: view
+    /// Allows Atrium's services (within the kit's call table), API keys holding `permission` (read-only keys: view
     /// permissions only) and administrators with a full-scope token.
     pub async fn require(&self, principal: &Principal, permission: &str) -> ApiResult<()> {
         match principal {

@@ -1,7 +1,6 @@
 //! `atrium agent status` and `atrium agent sessions`: what a node agent reports about itself and
-//! the session containers it holds. The agent accepts only the service credential, so these
-//! commands call with `--service-token`, else the one `atrium up` keeps in
-//! `<data dir>/secrets.json`; they never use the stored login.
+//! the session containers it holds. They call with the stored login (or `--token` /
+//! `--api-key`); the agent asks policy whether the caller holds agents.view.
 
 use atrium_proto::agent::v1::agent_service_client::AgentServiceClient;
 use atrium_proto::agent::v1::{

@@ -66,7 +66,8 @@ impl Env {
         self.admin.clone()
     }
 
-    /// A client holding the service credential (what identity and the session manager use).
+    /// A client that is identity, proven by its certificate (the kit's service table decides
+    /// what it may call).
     pub async fn service(&self) -> Client {
         self.server.service().await.expect("service client")
     }
