@@ -31,6 +31,8 @@ async fn main() {
     let identity = TestIdentity::start_with(Backend::Sqlite, |c| {
         // The measured user logs in about 120 times; attackers stay under the defaults.
         c.login_attempts_per_account_per_minute = 1_000;
+        // The production default (the test servers switch the per-source limit off).
+        c.login_attempts_per_source_per_minute = 120;
     })
     .await
     .expect("start identity");
