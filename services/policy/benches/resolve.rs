@@ -177,6 +177,22 @@ fn resolver(
 ///    service certificate) and over plaintext (a second server with `tls.insecure_plaintext`,
 ///    same data), alternating, three rounds each → throughput ratio (goal ≥ 0.9).
 async fn transport(tls_policy: &TestPolicy, tls_user: &str) {
+    // The plaintext server gets a copy of the TLS server's database (with TLS off there are no
+    // service identities to set one up through the API), and the same test signing key: the
+    // same user, groups and token work on both.
+    let copy = tempfile::tempdir().unwrap();
+    let source = tls_policy
+        .database_url()
+        .strip_prefix("sqlite://")
+        .unwrap()
+        .to_owned();
+    for suffix in ["", "-wal", "-shm"] {
+        let from = format!("{source}{suffix}");
+        if std::path::Path::new(&from).exists() {
+            std::fs::copy(&from, copy.path().join(format!("test.db{suffix}"))).unwrap();
+        }
+    }
+    let copied = format!("sqlite://{}/test.db", copy.path().display());
     let plain_policy = TestPolicy::start_with(Backend::Sqlite, |c| {
         c.tls = atrium_service_kit::tls::TlsConfig {
             insecure_plaintext: true,
@@ -184,10 +200,11 @@ async fn transport(tls_policy: &TestPolicy, tls_user: &str) {
         };
         // Never answers; with TLS off, identity is dialled in plaintext too.
         c.identity_endpoint = "http://127.0.0.1:9".into();
+        c.database_url = copied;
     })
     .await
     .unwrap();
-    let plain_user = setup(&plain_policy).await;
+    let plain_user = tls_user;
     let mut tls_channels = Vec::new();
     let mut plain_channels = Vec::new();
     for _ in 0..CONNECTIONS {
@@ -205,7 +222,7 @@ async fn transport(tls_policy: &TestPolicy, tls_user: &str) {
     );
     let over_plain = resolver(
         &plain_channels,
-        Credential::Bearer(plain_policy.token_for(&plain_user)),
+        Credential::Bearer(plain_policy.token_for(plain_user)),
     );
     let (mut tls_total, mut plain_total) = (0.0, 0.0);
     for _ in 0..3 {
