@@ -178,6 +178,28 @@ async fn up_speaks_tls_everywhere_and_the_cli_trusts_its_ca() {
     let (code, out) = cli(&data, &config, &status, "").await;
     assert_eq!(code, 0, "agent status with the admin's login: {out}");
 
+    // A user without agents.view is refused by the agent, with the same kind of login.
+    let mut create = vec!["user", "create", "bob", "--password-stdin"];
+    create.extend(common);
+    let (code, out) = cli(&data, &config, &create, "bob-password-12\n").await;
+    assert_eq!(code, 0, "create bob: {out}");
+    let bob_config = dir.path().join("bob-config");
+    let (code, out) = cli(
+        &data,
+        &bob_config,
+        &{
+            let mut v = vec!["login", "-u", "bob", "--password-stdin"];
+            v.extend(common);
+            v
+        },
+        "bob-password-12\n",
+    )
+    .await;
+    assert_eq!(code, 0, "bob logs in: {out}");
+    let (code, out) = cli(&data, &bob_config, &status, "").await;
+    assert_ne!(code, 0, "bob without agents.view read the agent: {out}");
+    assert!(out.contains("agents.view"), "{out}");
+
     // Without the data dir's CA the CLI refuses to guess, and says how to fix it.
     let elsewhere = tempfile::tempdir().unwrap();
     let mut whoami = vec!["whoami"];

@@ -8,6 +8,13 @@ use atrium_service_kit::telemetry::LogFormat;
 use atrium_service_kit::tls::TlsConfig;
 use serde::{Deserialize, Serialize};
 
+/// Whether `host` reaches Docker safely: its unix socket, or TCP only with TLS. The one rule,
+/// for the configuration and the runtime alike.
+pub fn docker_host_is_secure(host: &str, with_tls: bool) -> bool {
+    host.starts_with("unix://")
+        || (with_tls && (host.starts_with("tcp://") || host.starts_with("https://")))
+}
+
 /// Client certificate, key and CA for Docker's TLS port (PEM files).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -168,19 +175,9 @@ impl AgentConfig {
         if self.hardening.pids_limit < 1 {
             anyhow::bail!("hardening.pids_limit: must be at least 1");
         }
-        if self.docker_host.starts_with("unix://") {
-        } else if ["tcp://", "https://"]
-            .iter()
-            .any(|s| self.docker_host.starts_with(s))
-        {
-            if self.docker_tls.is_none() {
-                anyhow::bail!(
-                    "docker_host: a TCP Docker engine must be reached over TLS; set docker_tls (ca, cert, key) or use unix://"
-                );
-            }
-        } else {
+        if !docker_host_is_secure(&self.docker_host, self.docker_tls.is_some()) {
             anyhow::bail!(
-                "docker_host: must be unix:///path, or tcp:// / https:// with docker_tls (plain http:// is refused)"
+                "docker_host: must be unix:///path, or tcp:// / https:// with docker_tls (ca, cert, key); plain TCP to Docker is refused"
             );
         }
         Ok(())

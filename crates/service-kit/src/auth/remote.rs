@@ -136,6 +136,26 @@ pub struct RemoteApiKeys {
 /// What identity answered for a key and secret (a principal, or why it was refused), and when.
 type CachedAnswer = (Result<ApiKeyPrincipal, String>, Instant);
 
+/// Entries a key cache holds before it drops expired ones (and, if still full, all).
+const CACHE_CAP: usize = 10_000;
+
+/// Inserts into a cache of timed answers, keeping it bounded: a flood of distinct made-up keys
+/// cannot grow it without limit.
+fn insert_bounded<V>(
+    cache: &mut HashMap<(String, String), (V, Instant)>,
+    key: (String, String),
+    value: V,
+    ttl: Duration,
+) {
+    if cache.len() > CACHE_CAP {
+        cache.retain(|_, (_, at)| at.elapsed() < ttl);
+        if cache.len() > CACHE_CAP {
+            cache.clear();
+        }
+    }
+    cache.insert(key, (value, Instant::now()));
+}
+
 /// How long an API-key answer is reused (revocation reaches every service within it).
 pub const API_KEY_TTL: Duration = Duration::from_secs(3);
 
@@ -150,14 +170,7 @@ impl RemoteApiKeys {
 
     fn remember(&self, key: (String, String), answer: Result<ApiKeyPrincipal, String>) {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() > 10_000 {
-            let ttl = self.ttl;
-            cache.retain(|_, (_, at)| at.elapsed() < ttl);
-            if cache.len() > 10_000 {
-                cache.clear();
-            }
-        }
-        cache.insert(key, (answer, Instant::now()));
+        insert_bounded(&mut cache, key, answer, self.ttl);
     }
 }
 
@@ -304,14 +317,7 @@ impl<R: ApiKeyResolver> ApiKeyResolver for RefusalCache<R> {
         let answer = self.inner.resolve(id, secret).await;
         if let Err(ApiError::Unauthenticated(message)) = &answer {
             let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
-            if refused.len() > 10_000 {
-                let ttl = self.ttl;
-                refused.retain(|_, (_, at)| at.elapsed() < ttl);
-                if refused.len() > 10_000 {
-                    refused.clear();
-                }
-            }
-            refused.insert(key, (message.clone(), Instant::now()));
+            insert_bounded(&mut refused, key, message.clone(), self.ttl);
         }
         answer
     }

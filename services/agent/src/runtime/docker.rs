@@ -46,9 +46,7 @@ impl DockerRuntime {
         tls: Option<&crate::config::DockerTls>,
         exec_timeout: Duration,
     ) -> anyhow::Result<Self> {
-        let secure = host.starts_with("unix://")
-            || (tls.is_some() && (host.starts_with("tcp://") || host.starts_with("https://")));
-        if !secure {
+        if !crate::config::docker_host_is_secure(host, tls.is_some()) {
             anyhow::bail!(
                 "docker_host {host}: must be unix:///path, or tcp:// / https:// with docker_tls"
             );

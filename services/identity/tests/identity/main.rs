@@ -23,5 +23,6 @@ mod login;
 mod passwords;
 mod profile;
 mod revocation;
+mod service_table;
 mod twofa;
 mod users;
