@@ -31,3 +31,9 @@ pub mod agent {
         include!(concat!(env!("OUT_DIR"), "/atrium.agent.v1.rs"));
     }
 }
+
+pub mod session {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/atrium.session.v1.rs"));
+    }
+}

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod paging;
 pub mod pki;
 pub mod run_config;
+pub mod sealed;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;

@@ -94,6 +94,9 @@ macro_rules! const_format_concat {
     (AGENT, $m:literal) => {
         concat!("/atrium.agent.v1.AgentService/", $m)
     };
+    (SESSION, $m:literal) => {
+        concat!("/atrium.session.v1.SessionService/", $m)
+    };
 }
 
 /// Which service may call which RPC. Anything not listed is refused with PermissionDenied.
@@ -105,6 +108,8 @@ macro_rules! const_format_concat {
 /// - the session-manager reads what a launch needs (policy, a user's public SSH key) and drives
 ///   the agents; nothing else.
 /// - billing-usage reads effective policy (usage_limit).
+/// - the gateway drives sessions on behalf of the users it has authenticated, and alone may read
+///   a session's basic-auth secret (for its proxy).
 pub const ALLOWED: &[(ServiceId, &str)] = calls![
     Identity => POLICY [
         "UserCreated", "UserDeleted", "ResolveEffectivePolicy", "GetEffectivePermissions",
@@ -115,6 +120,7 @@ pub const ALLOWED: &[(ServiceId, &str)] = calls![
     Agent => POLICY ["GetEffectivePermissions"],
     SessionManager => IDENTITY [
         "GetVerificationKeys", "AuthenticateApiKey", "WatchRevocations", "GetUser", "GetSshKey",
+        "GetUserSettings",
     ],
     SessionManager => POLICY [
         "ResolveEffectivePolicy", "GetEffectivePermissions", "ListLaunchableWorkspaces",
@@ -129,6 +135,11 @@ pub const ALLOWED: &[(ServiceId, &str)] = calls![
     BillingUsage => POLICY ["ResolveEffectivePolicy", "GetEffectivePermissions"],
     Gateway => IDENTITY ["GetVerificationKeys", "AuthenticateApiKey", "WatchRevocations"],
     Gateway => POLICY ["GetEffectivePermissions"],
+    Gateway => SESSION [
+        "RequestSession", "GetSession", "WatchSession", "ListSessions", "Keepalive", "Pause",
+        "Stop", "Resume", "Delete", "ForceDelete", "Exec", "GoSession", "ExplainSession",
+        "ExplainPlacement", "GetSessionSecret",
+    ],
 ];
 
 #[cfg(test)]

@@ -1,0 +1,3 @@
+//! `atrium-session-manager`: the session-manager as its own process.
+
+fn main() {}
