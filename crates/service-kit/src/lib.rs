@@ -16,6 +16,7 @@ pub mod run_config;
 pub mod sealed;
 pub mod server;
 pub mod shutdown;
+pub mod tasks;
 pub mod telemetry;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;

@@ -5,31 +5,20 @@
 use std::time::Duration;
 
 use atrium_service_kit::Shutdown;
+use atrium_service_kit::tasks::TaskSet;
 use chrono::Utc;
-use tokio::task::JoinHandle;
 
 use crate::core::SharedCore;
 
-/// Starts the tasks; each ends when `shutdown` fires.
-pub fn spawn(core: &SharedCore, shutdown: &Shutdown) -> Vec<JoinHandle<()>> {
+/// Starts the tasks in `tasks`; each ends when the set's signal fires.
+pub fn spawn(core: &SharedCore, tasks: &mut TaskSet) {
+    let stop = tasks.signal();
     let feed = {
-        let (core, shutdown) = (core.clone(), shutdown.clone());
-        tokio::spawn(async move { core.revocations.run(core.repo.clone(), shutdown).await })
+        let (core, stop) = (core.clone(), stop.clone());
+        async move { core.revocations.run(core.repo.clone(), stop).await }
     };
-    let retention = {
-        let (core, shutdown) = (core.clone(), shutdown.clone());
-        tokio::spawn(async move { retention(core, shutdown).await })
-    };
-    vec![feed, retention]
-}
-
-/// Waits (bounded) for the tasks to finish after shutdown.
-pub async fn drain(tasks: Vec<JoinHandle<()>>, deadline: Duration) {
-    for task in tasks {
-        if tokio::time::timeout(deadline, task).await.is_err() {
-            tracing::warn!("a background task did not stop within the shutdown deadline");
-        }
-    }
+    tasks.spawn("revocation-feed", feed);
+    tasks.spawn("retention", retention(core.clone(), stop));
 }
 
 async fn retention(core: SharedCore, shutdown: Shutdown) {

@@ -33,6 +33,7 @@ use atrium_service_kit::auth::remote::{API_KEY_TTL, RefusalCache};
 use atrium_service_kit::auth::{AuthLayer, Authenticator, KeySet};
 use atrium_service_kit::client::Dialer;
 use atrium_service_kit::server::{GrpcServer, ServeOptions, watch_database};
+use atrium_service_kit::tasks::TaskSet;
 use atrium_service_kit::{ApiError, Shutdown};
 use tokio::net::TcpListener;
 
@@ -164,36 +165,38 @@ impl Identity {
             "Login attempts by result and, for failures, the reason",
             self.core.logins.clone(),
         );
+        // Background work stops after the server: in-flight calls still see revocations,
+        // fresh keys and a delivering outbox.
+        let mut tasks = TaskSet::new();
+        let stop = tasks.signal();
         let health = watch_database(
             server.health(),
             SERVICE_NAME,
             self.core.repo.db().clone(),
-            shutdown.clone(),
+            stop.clone(),
         )
         .await;
-        let reload = tokio::spawn(reload_keys(self.core.clone(), shutdown.clone()));
-        let background = background::spawn(&self.core, &shutdown);
-        let outbox = self.core.policy_link.clone().map(|policy| {
-            let (repo, stop) = (self.core.repo.clone(), shutdown.clone());
-            tokio::spawn(async move { policy.run(repo, stop).await })
-        });
+        tasks.adopt("health", health);
+        tasks.spawn("key-reload", reload_keys(self.core.clone(), stop.clone()));
+        background::spawn(&self.core, &mut tasks);
+        if let Some(policy) = self.core.policy_link.clone() {
+            let repo = self.core.repo.clone();
+            tasks.spawn("policy-outbox", async move { policy.run(repo, stop).await });
+        }
         let auth = AuthLayer::new(self.authenticator, public_methods());
         let options = ServeOptions::new(
             self.core.config.tls.server("identity")?,
             Duration::from_secs(self.core.config.shutdown_deadline_secs),
         );
-        let served = server
-            .serve(listener, metrics, auth, options, shutdown)
-            .await;
-        background::drain(background, Duration::from_secs(2)).await;
-        reload.abort();
-        health.abort();
-        if let Some(task) = outbox {
-            task.abort();
-        }
+        let serving = server.serve(listener, metrics, auth, options, shutdown.clone());
+        let served = tasks.supervise(serving, &shutdown).await;
+        tasks.shutdown(BACKGROUND_DEADLINE).await;
         served
     }
 }
+
+/// How long background tasks get to finish once the server has stopped.
+const BACKGROUND_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Other replicas may rotate keys: pick up their changes.
 async fn reload_keys(core: SharedCore, shutdown: Shutdown) {

@@ -26,6 +26,7 @@ use atrium_service_kit::auth::remote::{
 use atrium_service_kit::auth::{AuthLayer, Authenticator, KeySet};
 use atrium_service_kit::client::Dialer;
 use atrium_service_kit::server::{GrpcServer, ServeOptions, watch_database};
+use atrium_service_kit::tasks::TaskSet;
 use atrium_service_kit::{ApiError, Shutdown};
 use chrono::Utc;
 use tokio::net::TcpListener;
@@ -112,38 +113,39 @@ impl Policy {
             "Effective policies resolved from the database (cache misses and refreshes)",
             self.core.cache.resolutions_metric(),
         );
+        // Background work stops after the server, so in-flight calls still see revocations.
+        let mut tasks = TaskSet::new();
+        let stop = tasks.signal();
         let health = watch_database(
             server.health(),
             SERVICE_NAME,
             self.core.repo.db().clone(),
-            shutdown.clone(),
+            stop.clone(),
         )
         .await;
-        let key_sync = self.remote_keys.clone().map(|remote| {
-            let stop = shutdown.clone();
-            tokio::spawn(async move { remote.run(Duration::from_secs(60), stop).await })
-        });
-        let revocations = {
-            let (client, set, stop) = (
+        tasks.adopt("health", health);
+        if let Some(remote) = self.remote_keys.clone() {
+            let stop = stop.clone();
+            tasks.spawn("key-sync", async move {
+                remote.run(Duration::from_secs(60), stop).await
+            });
+        }
+        tasks.spawn(
+            "revocations",
+            follow_revocations(
                 self.identity.clone(),
                 self.authenticator.revocations().clone(),
-                shutdown.clone(),
-            );
-            tokio::spawn(follow_revocations(client, set, stop))
-        };
+                stop,
+            ),
+        );
         let auth = AuthLayer::new(self.authenticator, Vec::new());
         let options = ServeOptions::new(
             self.core.config.tls.server("policy")?,
             Duration::from_secs(self.core.config.shutdown_deadline_secs),
         );
-        let served = server
-            .serve(listener, metrics, auth, options, shutdown)
-            .await;
-        revocations.abort();
-        health.abort();
-        if let Some(task) = key_sync {
-            task.abort();
-        }
+        let serving = server.serve(listener, metrics, auth, options, shutdown.clone());
+        let served = tasks.supervise(serving, &shutdown).await;
+        tasks.shutdown(Duration::from_secs(2)).await;
         served
     }
 }
