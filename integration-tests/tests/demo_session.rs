@@ -12,9 +12,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use atrium_agent::heartbeat::MemoryHeartbeats;
 use atrium_agent::runtime::docker::DockerRuntime;
 use atrium_agent::testing::{TestAgent, new_session_id, session_spec, test_config};
+use atrium_heartbeat::MemoryHeartbeats;
 use atrium_proto::agent::v1 as pb;
 use atrium_workspace::client::{USER, get};
 use atrium_workspace::{BinarySource, BuildOptions, build_image};

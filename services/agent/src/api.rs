@@ -14,7 +14,7 @@ use futures::stream::BoxStream;
 use tonic::{Request, Response, Status};
 
 use crate::access::{self, UserAccess};
-use crate::core::{AgentStatus, Resources, SharedCore};
+use crate::core::SharedCore;
 use crate::error::AgentError;
 use crate::runtime::{ContainerState, ExecSpec};
 use crate::sessions::SessionContainer;
@@ -83,29 +83,6 @@ fn container(c: SessionContainer) -> pb::SessionContainer {
         cores: c.resources.cores,
         memory_mib: c.resources.memory_mib,
         gpu_count: c.resources.gpus,
-    }
-}
-
-fn capacity(r: Resources) -> pb::Capacity {
-    pb::Capacity {
-        cores: r.cores,
-        memory_mib: r.memory_mib,
-        gpus: r.gpus,
-    }
-}
-
-pub fn status(s: AgentStatus) -> pb::AgentStatus {
-    pb::AgentStatus {
-        agent_id: s.agent_id,
-        zone: s.zone,
-        state: s.state.as_str().to_owned(),
-        reason: s.reason,
-        capacity: Some(capacity(s.capacity)),
-        allocated: Some(capacity(s.allocated)),
-        session_count: s.session_count,
-        images: s.images,
-        version: s.version,
-        address: s.address,
     }
 }
 
@@ -261,11 +238,11 @@ impl AgentService for AgentApi {
             .deadline_secs
             .map(|s| Duration::from_secs(s.into()));
         self.core.start_drain(deadline);
-        Ok(Response::new(status(self.core.status().await)))
+        Ok(Response::new(self.core.status().await.into()))
     }
 
     async fn get_status(&self, r: Request<pb::GetStatusRequest>) -> Answer<pb::AgentStatus> {
         self.require(&r, permissions::AGENTS_VIEW).await?;
-        Ok(Response::new(status(self.core.status().await)))
+        Ok(Response::new(self.core.status().await.into()))
     }
 }

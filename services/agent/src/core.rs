@@ -1,12 +1,14 @@
 //! The agent's state: its runtime, identity, drain state and the last node figures it saw, and
-//! the status (capacity, allocation, health) it reports. Session operations are in
-//! [`crate::sessions`].
+//! the status (capacity, allocation, health) it reports — converted to and from
+//! `atrium.agent.v1.AgentStatus`, the heartbeat's and GetStatus's wire form, at the bottom.
+//! Session operations are in [`crate::sessions`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use atrium_proto::agent::v1 as pb;
+use atrium_service_kit::ApiError;
 use tokio::sync::watch;
 
 use crate::config::AgentConfig;
@@ -21,15 +23,14 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Cores, memory and GPUs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Resources {
     pub cores: f64,
     pub memory_mib: i64,
     pub gpus: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AgentState {
     Active,
     Draining,
@@ -44,10 +45,18 @@ impl AgentState {
             Self::Unhealthy => "unhealthy",
         }
     }
+
+    /// The state `as_str` names.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Active, Self::Draining, Self::Unhealthy]
+            .into_iter()
+            .find(|state| state.as_str() == s)
+    }
 }
 
-/// What the agent reports about itself: the heartbeat's value and GetStatus's answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What the agent reports about itself: the heartbeat's value and GetStatus's answer (both as
+/// `pb::AgentStatus`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct AgentStatus {
     pub agent_id: String,
     pub zone: String,
@@ -312,4 +321,157 @@ fn count_gpus() -> u32 {
                 .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
         })
         .count() as u32
+}
+
+impl From<Resources> for pb::Capacity {
+    fn from(r: Resources) -> Self {
+        Self {
+            cores: r.cores,
+            memory_mib: r.memory_mib,
+            gpus: r.gpus,
+        }
+    }
+}
+
+impl From<pb::Capacity> for Resources {
+    fn from(c: pb::Capacity) -> Self {
+        Self {
+            cores: c.cores,
+            memory_mib: c.memory_mib,
+            gpus: c.gpus,
+        }
+    }
+}
+
+impl From<AgentStatus> for pb::AgentStatus {
+    fn from(s: AgentStatus) -> Self {
+        Self {
+            agent_id: s.agent_id,
+            zone: s.zone,
+            state: s.state.as_str().to_owned(),
+            reason: s.reason,
+            capacity: Some(s.capacity.into()),
+            allocated: Some(s.allocated.into()),
+            session_count: s.session_count,
+            images: s.images,
+            version: s.version,
+            address: s.address,
+            updated_at: Some(prost_types::Timestamp {
+                seconds: s.updated_at.timestamp(),
+                nanos: i32::try_from(s.updated_at.timestamp_subsec_nanos()).unwrap_or(0),
+            }),
+        }
+    }
+}
+
+/// Reads a status back (from a heartbeat, or another agent's GetStatus), checking the fields
+/// the agent always sets.
+impl TryFrom<pb::AgentStatus> for AgentStatus {
+    type Error = ApiError;
+
+    fn try_from(s: pb::AgentStatus) -> Result<Self, ApiError> {
+        let state = AgentState::parse(&s.state).ok_or_else(|| {
+            ApiError::invalid(
+                "state",
+                format!(
+                    "{:?} is not one of \"active\", \"draining\", \"unhealthy\"",
+                    s.state
+                ),
+            )
+        })?;
+        let capacity = s
+            .capacity
+            .ok_or_else(|| ApiError::invalid("capacity", "required"))?;
+        let allocated = s
+            .allocated
+            .ok_or_else(|| ApiError::invalid("allocated", "required"))?;
+        let updated_at = s
+            .updated_at
+            .ok_or_else(|| ApiError::invalid("updated_at", "required"))?;
+        let updated_at = u32::try_from(updated_at.nanos)
+            .ok()
+            .and_then(|nanos| chrono::DateTime::from_timestamp(updated_at.seconds, nanos))
+            .ok_or_else(|| ApiError::invalid("updated_at", "not a valid timestamp"))?;
+        Ok(Self {
+            agent_id: s.agent_id,
+            zone: s.zone,
+            state,
+            reason: s.reason,
+            capacity: capacity.into(),
+            allocated: allocated.into(),
+            session_count: s.session_count,
+            images: s.images,
+            version: s.version,
+            address: s.address,
+            updated_at,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn status() -> AgentStatus {
+        AgentStatus {
+            agent_id: "node-1".into(),
+            zone: "zone-a".into(),
+            state: AgentState::Draining,
+            reason: "draining: taking no new sessions".into(),
+            capacity: Resources {
+                cores: 8.0,
+                memory_mib: 16384,
+                gpus: 1,
+            },
+            allocated: Resources {
+                cores: 1.5,
+                memory_mib: 2048,
+                gpus: 0,
+            },
+            session_count: 2,
+            images: vec!["img:1".into()],
+            version: VERSION.into(),
+            address: "10.0.0.5:7004".into(),
+            updated_at: chrono::DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_status_round_trips_through_the_wire_form() {
+        let wire = pb::AgentStatus::from(status());
+        assert_eq!(wire.state, "draining");
+        assert_eq!(AgentStatus::try_from(wire).unwrap(), status());
+    }
+
+    #[test]
+    fn a_wire_status_names_what_it_lacks() {
+        let field = |wire: pb::AgentStatus| match AgentStatus::try_from(wire) {
+            Err(ApiError::InvalidArgument { field, .. }) => field,
+            other => panic!("expected an invalid field, got {other:?}"),
+        };
+        let wire = pb::AgentStatus::from(status());
+        assert_eq!(
+            field(pb::AgentStatus {
+                state: "asleep".into(),
+                ..wire.clone()
+            }),
+            "state"
+        );
+        assert_eq!(
+            field(pb::AgentStatus {
+                capacity: None,
+                ..wire.clone()
+            }),
+            "capacity"
+        );
+        assert_eq!(
+            field(pb::AgentStatus {
+                updated_at: None,
+                ..wire
+            }),
+            "updated_at"
+        );
+    }
 }

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use atrium_heartbeat::{HeartbeatStore, MemoryHeartbeats, RedisHeartbeats};
 use atrium_proto::agent::v1::agent_service_server::AgentServiceServer;
 use atrium_service_kit::Shutdown;
 use atrium_service_kit::auth::remote::{
@@ -39,7 +40,6 @@ use tonic_health::ServingStatus;
 use crate::access::UserAccess;
 pub use crate::config::AgentConfig;
 use crate::core::{Core, SharedCore};
-use crate::heartbeat::{HeartbeatStore, MemoryHeartbeats, RedisHeartbeats};
 use crate::runtime::ContainerRuntime;
 use crate::runtime::docker::DockerRuntime;
 

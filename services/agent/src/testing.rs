@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use atrium_heartbeat::{HeartbeatStore, MemoryHeartbeats};
 use atrium_proto::agent::v1 as pb;
 use atrium_proto::agent::v1::agent_service_client::AgentServiceClient;
 use atrium_service_kit::Shutdown;
@@ -16,7 +17,6 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::core::SharedCore;
-use crate::heartbeat::{HeartbeatStore, MemoryHeartbeats};
 use crate::runtime::ContainerRuntime;
 use crate::runtime::memory::MemoryRuntime;
 use crate::{Agent, AgentConfig};
