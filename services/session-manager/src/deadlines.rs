@@ -52,7 +52,7 @@ pub trait Deadlines: Send + Sync + 'static {
     async fn intact(&self) -> Result<bool, DeadlineError>;
     async fn mark_intact(&self) -> Result<(), DeadlineError>;
     /// How many deadlines are tracked.
-    async fn len(&self) -> Result<u64, DeadlineError>;
+    async fn count(&self) -> Result<u64, DeadlineError>;
 }
 
 pub const DEADLINES_KEY: &str = "atrium:sessions:deadlines";
@@ -238,7 +238,7 @@ impl Deadlines for RedisDeadlines {
             .map_err(unavailable)
     }
 
-    async fn len(&self) -> Result<u64, DeadlineError> {
+    async fn count(&self) -> Result<u64, DeadlineError> {
         let mut c = self.conn().await?;
         redis::cmd("ZCARD")
             .arg(DEADLINES_KEY)
@@ -367,7 +367,7 @@ impl Deadlines for MemoryDeadlines {
         Ok(())
     }
 
-    async fn len(&self) -> Result<u64, DeadlineError> {
+    async fn count(&self) -> Result<u64, DeadlineError> {
         Ok(self.lock().by_id.len() as u64)
     }
 }

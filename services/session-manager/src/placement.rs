@@ -290,7 +290,9 @@ pub fn place(candidates: &[Candidate], need: &Need, zones: &HashMap<String, Zone
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
+    use proptest::prelude::{prop_assert, prop_assert_eq, proptest};
+    use proptest::strategy::Strategy as _;
+    use super::Strategy;
 
     fn agent(id: &str, zone: &str, cores: f64, reserved: f64) -> Candidate {
         Candidate {
