@@ -21,15 +21,27 @@ fn agents() -> Vec<Candidate> {
         .map(|i| Candidate {
             agent_id: format!("sim-agent-{i:04}"),
             zone: ["east", "west", "north", "south"][i % 4].into(),
-            health: if i % 97 == 0 { AgentHealth::Draining } else { AgentHealth::Active },
+            health: if i % 97 == 0 {
+                AgentHealth::Draining
+            } else {
+                AgentHealth::Active
+            },
             reason: String::new(),
-            capacity: Resources { cores: 32.0, memory_mib: 131_072, gpus: (i % 8 == 0) as u32 },
+            capacity: Resources {
+                cores: 32.0,
+                memory_mib: 131_072,
+                gpus: (i % 8 == 0) as u32,
+            },
             reserved: Resources {
                 cores: (i % 33) as f64,
                 memory_mib: ((i * 977) % 131_072) as i64,
                 gpus: 0,
             },
-            images: if i % 3 == 0 { vec!["atrium/workspace-demo:latest".into()] } else { vec![] },
+            images: if i % 3 == 0 {
+                vec!["atrium/workspace-demo:latest".into()]
+            } else {
+                vec![]
+            },
         })
         .collect()
 }
@@ -57,7 +69,11 @@ fn main() {
         .collect();
     let needs: Vec<Need> = (0..CALLS)
         .map(|i| Need {
-            resources: Resources { cores: 1.0 + (i % 4) as f64, memory_mib: 2048, gpus: 0 },
+            resources: Resources {
+                cores: 1.0 + (i % 4) as f64,
+                memory_mib: 2048,
+                gpus: 0,
+            },
             image: "atrium/workspace-demo:latest".into(),
             zone: Some(["east", "west", "north", "south"][i % 4].into()),
             user_picked_zone: i % 5 == 0,
@@ -76,7 +92,10 @@ fn main() {
     }
     place_times.sort();
     base_times.sort();
-    let (p50, p99) = (percentile(&place_times, 0.5), percentile(&place_times, 0.99));
+    let (p50, p99) = (
+        percentile(&place_times, 0.5),
+        percentile(&place_times, 0.99),
+    );
     let (b50, b99) = (percentile(&base_times, 0.5), percentile(&base_times, 0.99));
     println!("placement over {AGENTS} simulated agents, {CALLS} calls:");
     println!("  place():   p50 {p50:?}  p99 {p99:?}");
@@ -84,6 +103,10 @@ fn main() {
     println!(
         "  p99 ratio place/baseline: {:.1}   target p99 ≤ 1 ms: {}",
         p99.as_secs_f64() / b99.as_secs_f64().max(1e-9),
-        if p99 <= Duration::from_millis(1) { "met" } else { "NOT met" }
+        if p99 <= Duration::from_millis(1) {
+            "met"
+        } else {
+            "NOT met"
+        }
     );
 }

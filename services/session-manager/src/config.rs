@@ -32,6 +32,8 @@ pub struct SessionManagerConfig {
     pub issuer: String,
     /// Keepalive deadlines and agent heartbeats. Unset: both in this process (`atrium up`).
     pub redis_url: Option<Secret>,
+    /// Prefix of this deployment's keys in Redis (deployments may share one Redis).
+    pub redis_namespace: String,
     /// 32 bytes, base64: seals each session's VNC password and launch spec.
     pub secrets_key: Option<Secret>,
     /// This replica's name in session leases; a restarted replica with the same name takes
@@ -67,6 +69,7 @@ impl Default for SessionManagerConfig {
             policy_endpoint: "https://127.0.0.1:7002".into(),
             issuer: "atrium".into(),
             redis_url: None,
+            redis_namespace: "atrium".into(),
             secrets_key: None,
             replica_id: String::new(),
             usage: UsageMode::NoLimit,
@@ -92,6 +95,14 @@ impl SessionManagerConfig {
             if !url.starts_with("http://") && !url.starts_with("https://") {
                 anyhow::bail!("{field}: must be an http:// or https:// URL");
             }
+        }
+        if self.redis_namespace.is_empty()
+            || !self
+                .redis_namespace
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            anyhow::bail!("redis_namespace: letters, digits, '_', '-' and '.', not empty");
         }
         let positive = [
             ("reconcile_interval_ms", self.reconcile_interval_ms),

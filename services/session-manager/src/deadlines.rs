@@ -55,9 +55,23 @@ pub trait Deadlines: Send + Sync + 'static {
     async fn count(&self) -> Result<u64, DeadlineError>;
 }
 
-pub const DEADLINES_KEY: &str = "atrium:sessions:deadlines";
-pub const REAPING_KEY: &str = "atrium:sessions:reaping";
-pub const MARKER_KEY: &str = "atrium:sessions:intact";
+/// The keys under a namespace (`atrium` by default; one per deployment sharing a Redis).
+#[derive(Debug, Clone)]
+struct Keys {
+    deadlines: String,
+    reaping: String,
+    marker: String,
+}
+
+impl Keys {
+    fn new(namespace: &str) -> Self {
+        Self {
+            deadlines: format!("{namespace}:sessions:deadlines"),
+            reaping: format!("{namespace}:sessions:reaping"),
+            marker: format!("{namespace}:sessions:intact"),
+        }
+    }
+}
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -90,6 +104,7 @@ end
 return out";
 
 pub struct RedisDeadlines {
+    keys: Keys,
     client: redis::Client,
     connection: OnceCell<ConnectionManager>,
     extend: redis::Script,
@@ -102,9 +117,11 @@ fn unavailable(e: redis::RedisError) -> DeadlineError {
 
 impl RedisDeadlines {
     /// Checks the URL; connects on first use (so the service starts while Redis is down).
-    pub fn new(url: &str) -> anyhow::Result<Self> {
+    /// Keys live under `namespace` (`<namespace>:sessions:*`).
+    pub fn new(url: &str, namespace: &str) -> anyhow::Result<Self> {
         let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("redis_url: {e}"))?;
         Ok(Self {
+            keys: Keys::new(namespace),
             client,
             connection: OnceCell::new(),
             extend: redis::Script::new(EXTEND),
@@ -130,7 +147,7 @@ impl Deadlines for RedisDeadlines {
     async fn set(&self, session_id: &str, at_ms: i64) -> Result<(), DeadlineError> {
         let mut c = self.conn().await?;
         redis::cmd("ZADD")
-            .arg(DEADLINES_KEY)
+            .arg(&self.keys.deadlines)
             .arg(at_ms)
             .arg(session_id)
             .query_async::<()>(&mut c)
@@ -142,7 +159,7 @@ impl Deadlines for RedisDeadlines {
         let mut c = self.conn().await?;
         let moved: i64 = self
             .extend
-            .key(DEADLINES_KEY)
+            .key(&self.keys.deadlines)
             .arg(at_ms)
             .arg(session_id)
             .invoke_async(&mut c)
@@ -154,7 +171,7 @@ impl Deadlines for RedisDeadlines {
     async fn get(&self, session_id: &str) -> Result<Option<i64>, DeadlineError> {
         let mut c = self.conn().await?;
         let score: Option<f64> = redis::cmd("ZSCORE")
-            .arg(DEADLINES_KEY)
+            .arg(&self.keys.deadlines)
             .arg(session_id)
             .query_async(&mut c)
             .await
@@ -166,11 +183,11 @@ impl Deadlines for RedisDeadlines {
         let mut c = self.conn().await?;
         redis::pipe()
             .cmd("ZREM")
-            .arg(DEADLINES_KEY)
+            .arg(&self.keys.deadlines)
             .arg(session_id)
             .ignore()
             .cmd("ZREM")
-            .arg(REAPING_KEY)
+            .arg(&self.keys.reaping)
             .arg(session_id)
             .ignore()
             .query_async::<()>(&mut c)
@@ -188,8 +205,8 @@ impl Deadlines for RedisDeadlines {
         let lease_until = now_ms + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
         let flat: Vec<String> = self
             .claim
-            .key(DEADLINES_KEY)
-            .key(REAPING_KEY)
+            .key(&self.keys.deadlines)
+            .key(&self.keys.reaping)
             .arg(now_ms)
             .arg(limit)
             .arg(lease_until)
@@ -211,7 +228,7 @@ impl Deadlines for RedisDeadlines {
     async fn done(&self, session_id: &str) -> Result<(), DeadlineError> {
         let mut c = self.conn().await?;
         redis::cmd("ZREM")
-            .arg(REAPING_KEY)
+            .arg(&self.keys.reaping)
             .arg(session_id)
             .query_async::<()>(&mut c)
             .await
@@ -221,7 +238,7 @@ impl Deadlines for RedisDeadlines {
     async fn intact(&self) -> Result<bool, DeadlineError> {
         let mut c = self.conn().await?;
         let exists: i64 = redis::cmd("EXISTS")
-            .arg(MARKER_KEY)
+            .arg(&self.keys.marker)
             .query_async(&mut c)
             .await
             .map_err(unavailable)?;
@@ -231,7 +248,7 @@ impl Deadlines for RedisDeadlines {
     async fn mark_intact(&self) -> Result<(), DeadlineError> {
         let mut c = self.conn().await?;
         redis::cmd("SET")
-            .arg(MARKER_KEY)
+            .arg(&self.keys.marker)
             .arg(chrono::Utc::now().to_rfc3339())
             .query_async::<()>(&mut c)
             .await
@@ -241,7 +258,7 @@ impl Deadlines for RedisDeadlines {
     async fn count(&self) -> Result<u64, DeadlineError> {
         let mut c = self.conn().await?;
         redis::cmd("ZCARD")
-            .arg(DEADLINES_KEY)
+            .arg(&self.keys.deadlines)
             .query_async(&mut c)
             .await
             .map_err(unavailable)
@@ -386,7 +403,10 @@ pub mod conformance {
 
         // set / get / extend / remove
         assert_eq!(store.get(&id("a")).await.expect("get"), None);
-        assert!(!store.extend(&id("a"), now).await.expect("extend"), "extend of nothing");
+        assert!(
+            !store.extend(&id("a"), now).await.expect("extend"),
+            "extend of nothing"
+        );
         store.set(&id("a"), now + 500).await.expect("set");
         assert_eq!(store.get(&id("a")).await.expect("get"), Some(now + 500));
         assert!(store.extend(&id("a"), now + 900).await.expect("extend"));
@@ -410,7 +430,13 @@ pub mod conformance {
         let second = store.claim_due(now, 10, lease).await.expect("claim");
         assert_eq!(second.len(), 1);
         assert_eq!(second[0].session_id, id("due2"));
-        assert!(store.claim_due(now, 10, lease).await.expect("claim").is_empty());
+        assert!(
+            store
+                .claim_due(now, 10, lease)
+                .await
+                .expect("claim")
+                .is_empty()
+        );
         // A claimed entry is no longer extendable: it is being acted on.
         assert!(!store.extend(&id("due1"), now + 5000).await.expect("extend"));
         // Done claims are gone; an abandoned one comes back after its lease.
@@ -424,7 +450,13 @@ pub mod conformance {
         for d in &retaken {
             store.done(&d.session_id).await.expect("done");
         }
-        assert!(store.claim_due(later + 100_000, 10, lease).await.expect("claim").is_empty());
+        assert!(
+            store
+                .claim_due(later + 100_000, 10, lease)
+                .await
+                .expect("claim")
+                .is_empty()
+        );
 
         // the intact marker
         store.mark_intact().await.expect("mark");

@@ -95,7 +95,7 @@ impl SessionManager {
             ),
         };
         let deadlines: Arc<dyn Deadlines> = match &config.redis_url {
-            Some(url) => Arc::new(RedisDeadlines::new(url.expose())?),
+            Some(url) => Arc::new(RedisDeadlines::new(url.expose(), &config.redis_namespace)?),
             None => Arc::new(MemoryDeadlines::new()),
         };
         let db = atrium_service_kit::db::connect_and_migrate::<migration::Migrator>(
@@ -104,21 +104,35 @@ impl SessionManager {
         )
         .await?;
         let dialer = Dialer::for_service(&config.tls)?;
-        let peers = Peers::new(&config.policy_endpoint, &config.identity_endpoint, dialer.clone())?;
+        let peers = Peers::new(
+            &config.policy_endpoint,
+            &config.identity_endpoint,
+            dialer.clone(),
+        )?;
         let identity = identity_client(&config.identity_endpoint, &dialer)?;
         let api_keys = Arc::new(RemoteApiKeys::new(identity.clone(), API_KEY_TTL));
         let (keys, remote_keys) = match keys {
             Some(keys) => (keys, None),
             None => {
                 let keys = KeySet::default();
-                (keys.clone(), Some(Arc::new(RemoteKeys::new(identity.clone(), keys))))
+                (
+                    keys.clone(),
+                    Some(Arc::new(RemoteKeys::new(identity.clone(), keys))),
+                )
             }
         };
         let mut authenticator = Authenticator::new(keys, &config.issuer).with_api_keys(api_keys);
         if let Some(remote) = &remote_keys {
             authenticator = authenticator.with_remote_keys(remote.clone());
         }
-        let (core, nudges) = Core::new(config, Store::new(db), deadlines, heartbeats, peers, secrets);
+        let (core, nudges) = Core::new(
+            config,
+            Store::new(db),
+            deadlines,
+            heartbeats,
+            peers,
+            secrets,
+        );
         Ok(Self {
             core: Arc::new(core),
             nudges,
@@ -176,8 +190,11 @@ impl SessionManager {
                     let core = core.clone();
                     async move {
                         core.store.db().ping().await.context("database")?;
-                        core.deadline_health()
-                            .map_err(|e| anyhow::anyhow!("deadline store (Redis): {e}; nothing is reaped until it returns"))?;
+                        core.deadline_health().map_err(|e| {
+                            anyhow::anyhow!(
+                                "deadline store (Redis): {e}; nothing is reaped until it returns"
+                            )
+                        })?;
                         Ok(())
                     }
                 },
@@ -187,15 +204,27 @@ impl SessionManager {
         tasks.adopt("health", health);
         let reconciler = reconciler::Reconciler::new(self.core.clone());
         tasks.spawn("reconciler", reconciler.run(self.nudges, stop.clone()));
-        tasks.spawn("reaper", reaper::run(self.core.clone(), reaper_metrics, stop.clone()));
-        tasks.spawn("audit", api::audit_writer(self.core.store.clone(), audit_rx));
+        tasks.spawn(
+            "reaper",
+            reaper::run(self.core.clone(), reaper_metrics, stop.clone()),
+        );
+        tasks.spawn(
+            "audit",
+            api::audit_writer(self.core.store.clone(), audit_rx),
+        );
         if let Some(remote) = self.remote_keys.clone() {
             let stop = stop.clone();
-            tasks.spawn("key-sync", async move { remote.run(Duration::from_secs(60), stop).await });
+            tasks.spawn("key-sync", async move {
+                remote.run(Duration::from_secs(60), stop).await
+            });
         }
         tasks.spawn(
             "revocations",
-            follow_revocations(self.identity.clone(), self.authenticator.revocations().clone(), stop.clone()),
+            follow_revocations(
+                self.identity.clone(),
+                self.authenticator.revocations().clone(),
+                stop.clone(),
+            ),
         );
         tracing::info!(replica = %self.core.replica, "session-manager serving");
         let auth = AuthLayer::new(self.authenticator, Vec::new());

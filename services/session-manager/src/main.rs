@@ -6,7 +6,11 @@ use atrium_session_manager::{SessionManager, SessionManagerConfig};
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "atrium-session-manager", version, about = "Atrium session-manager")]
+#[command(
+    name = "atrium-session-manager",
+    version,
+    about = "Atrium session-manager"
+)]
 struct Cli {
     #[command(flatten)]
     config: ConfigArgs,

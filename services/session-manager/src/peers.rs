@@ -109,9 +109,7 @@ impl Settings {
                 "allow_kasm_delete" => s.allow_delete = as_bool.unwrap_or(true),
                 "allow_kasm_force_delete" => s.allow_force_delete = as_bool.unwrap_or(false),
                 "allow_zone_selection" => s.allow_zone_selection = as_bool.unwrap_or(false),
-                "allow_persistent_profile" => {
-                    s.allow_persistent_profile = as_bool.unwrap_or(false)
-                }
+                "allow_persistent_profile" => s.allow_persistent_profile = as_bool.unwrap_or(false),
                 "inject_ssh_keys" => s.inject_ssh_keys = as_bool.unwrap_or(false),
                 "expose_user_environment_vars" => {
                     s.expose_user_environment = as_bool.unwrap_or(false)
@@ -236,7 +234,11 @@ impl Peers {
         if let Some(c) = agents.get(address) {
             return Ok(c.clone());
         }
-        let scheme = if self.dialer.is_tls() { "https" } else { "http" };
+        let scheme = if self.dialer.is_tls() {
+            "https"
+        } else {
+            "http"
+        };
         let channel = self
             .dialer
             .lazy(&format!("{scheme}://{address}"))

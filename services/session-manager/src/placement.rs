@@ -207,7 +207,11 @@ fn in_zone(c: &Candidate, zone: &str, rules: &HashMap<String, ZoneRule>) -> bool
 
 /// Chooses an agent for `need` among `candidates`, with a verdict for every one.
 /// `zones` maps zone ids and names to their rules.
-pub fn place(candidates: &[Candidate], need: &Need, zones: &HashMap<String, ZoneRule>) -> Placement {
+pub fn place(
+    candidates: &[Candidate],
+    need: &Need,
+    zones: &HashMap<String, ZoneRule>,
+) -> Placement {
     let rule = need.zone.as_ref().and_then(|z| zones.get(z));
     let strategy = rule.map(|r| r.strategy).unwrap_or_default();
     let widen = rule.is_some_and(|r| r.search_alternate_zones) && !need.user_picked_zone;
@@ -289,10 +293,10 @@ pub fn place(candidates: &[Candidate], need: &Need, zones: &HashMap<String, Zone
 
 #[cfg(test)]
 mod tests {
+    use super::Strategy;
     use super::*;
     use proptest::prelude::{prop_assert, prop_assert_eq, proptest};
     use proptest::strategy::Strategy as _;
-    use super::Strategy;
 
     fn agent(id: &str, zone: &str, cores: f64, reserved: f64) -> Candidate {
         Candidate {
@@ -378,7 +382,11 @@ mod tests {
             summary.contains("sick: unhealthy (docker unreachable)"),
             "{summary}"
         );
-        assert!(place(&[], &need(1.0), &HashMap::new()).summary().contains("no agent is alive"));
+        assert!(
+            place(&[], &need(1.0), &HashMap::new())
+                .summary()
+                .contains("no agent is alive")
+        );
     }
 
     #[test]
@@ -387,17 +395,26 @@ mod tests {
         let mut n = need(1.0);
         n.zone = Some("z1".into());
         // East is full; it may not widen.
-        assert_eq!(place(&agents, &n, &zones(false, Strategy::LeastLoaded)).chosen, None);
+        assert_eq!(
+            place(&agents, &n, &zones(false, Strategy::LeastLoaded)).chosen,
+            None
+        );
         // It may widen.
         assert_eq!(
-            place(&agents, &n, &zones(true, Strategy::LeastLoaded)).chosen.as_deref(),
+            place(&agents, &n, &zones(true, Strategy::LeastLoaded))
+                .chosen
+                .as_deref(),
             Some("w")
         );
         // The user picked east: never widened.
         n.user_picked_zone = true;
         let p = place(&agents, &n, &zones(true, Strategy::LeastLoaded));
         assert_eq!(p.chosen, None);
-        assert!(p.summary().contains("the user picked zone"), "{}", p.summary());
+        assert!(
+            p.summary().contains("the user picked zone"),
+            "{}",
+            p.summary()
+        );
     }
 
     #[test]
@@ -431,12 +448,27 @@ mod tests {
                 .map(|(i, (zone, health, cap, used, mem_used, img))| Candidate {
                     agent_id: format!("agent-{i:02}"),
                     zone: ["east", "west", "north"][zone as usize].into(),
-                    health: [AgentHealth::Active, AgentHealth::Draining, AgentHealth::Unhealthy]
-                        [health as usize % 3],
+                    health: [
+                        AgentHealth::Active,
+                        AgentHealth::Draining,
+                        AgentHealth::Unhealthy,
+                    ][health as usize % 3],
                     reason: String::new(),
-                    capacity: Resources { cores: f64::from(cap), memory_mib: 8192, gpus: 0 },
-                    reserved: Resources { cores: f64::from(used.min(cap)), memory_mib: mem_used, gpus: 0 },
-                    images: if img { vec!["atrium/demo:latest".into()] } else { vec![] },
+                    capacity: Resources {
+                        cores: f64::from(cap),
+                        memory_mib: 8192,
+                        gpus: 0,
+                    },
+                    reserved: Resources {
+                        cores: f64::from(used.min(cap)),
+                        memory_mib: mem_used,
+                        gpus: 0,
+                    },
+                    images: if img {
+                        vec!["atrium/demo:latest".into()]
+                    } else {
+                        vec![]
+                    },
                 })
                 .collect()
         })

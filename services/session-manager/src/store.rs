@@ -7,7 +7,8 @@ use atrium_service_kit::{ApiError, ApiResult};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use crate::entity::{audit_event, placement_lock, session, session_event};
@@ -215,9 +216,11 @@ impl Store {
         if let Some(o) = filter.observed {
             q = q.filter(session::Column::ObservedState.eq(o.as_str()));
         } else if !filter.include_ended {
-            q = q.filter(session::Column::ObservedState.is_in(LIVE).or(
-                session::Column::ObservedState.eq("lost"),
-            ));
+            q = q.filter(
+                session::Column::ObservedState
+                    .is_in(LIVE)
+                    .or(session::Column::ObservedState.eq("lost")),
+            );
         }
         if let Some(after) = after {
             q = q.filter(session::Column::Id.gt(after.to_owned()));
@@ -390,7 +393,10 @@ impl Store {
     pub async fn lease(&self, id: &str, owner: &str, until: DateTime<Utc>) -> ApiResult<bool> {
         let now = Utc::now();
         let result = session::Entity::update_many()
-            .col_expr(session::Column::LeaseOwner, Expr::value(Some(owner.to_owned())))
+            .col_expr(
+                session::Column::LeaseOwner,
+                Expr::value(Some(owner.to_owned())),
+            )
             .col_expr(session::Column::LeaseUntil, Expr::value(Some(until)))
             .filter(session::Column::Id.eq(id))
             .filter(
@@ -408,7 +414,10 @@ impl Store {
     pub async fn release(&self, id: &str, owner: &str) -> ApiResult<()> {
         session::Entity::update_many()
             .col_expr(session::Column::LeaseOwner, Expr::value(None::<String>))
-            .col_expr(session::Column::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
+            .col_expr(
+                session::Column::LeaseUntil,
+                Expr::value(None::<DateTime<Utc>>),
+            )
             .filter(session::Column::Id.eq(id))
             .filter(session::Column::LeaseOwner.eq(owner))
             .exec(&self.db)
@@ -577,4 +586,3 @@ fn active(row: &Row) -> session::ActiveModel {
         lease_until: Set(r.lease_until),
     }
 }
-

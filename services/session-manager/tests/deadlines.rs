@@ -1,14 +1,14 @@
 //! The deadline-store conformance suite, against the in-process store and a real Redis
 //! (ATRIUM_TEST_REDIS_URL; required under CI).
 
-use atrium_session_manager::deadlines::{Deadlines, MemoryDeadlines, RedisDeadlines, conformance};
+use atrium_session_manager::deadlines::{MemoryDeadlines, RedisDeadlines, conformance};
 
 #[tokio::test]
 async fn memory_store_conforms() {
     conformance::run(&MemoryDeadlines::new(), "mem").await;
 }
 
-/// A Redis database of its own (the claim checks assume nothing else is due there).
+/// A namespace of its own (the claim checks assume nothing else is due there).
 async fn fresh_redis() -> Option<RedisDeadlines> {
     let Ok(url) = std::env::var("ATRIUM_TEST_REDIS_URL") else {
         assert!(
@@ -18,22 +18,14 @@ async fn fresh_redis() -> Option<RedisDeadlines> {
         eprintln!("skipped: ATRIUM_TEST_REDIS_URL is not set");
         return None;
     };
-    let base = url.trim_end_matches('/');
-    let url = format!("{base}/9");
-    let client = redis::Client::open(url.as_str()).expect("redis url");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect to redis");
-    redis::cmd("FLUSHDB")
-        .query_async::<()>(&mut conn)
-        .await
-        .expect("flush");
-    Some(RedisDeadlines::new(&url).expect("redis deadlines"))
+    let namespace = format!("conformance-{}", uuid::Uuid::new_v4().simple());
+    Some(RedisDeadlines::new(&url, &namespace).expect("redis deadlines"))
 }
 
 #[tokio::test]
 async fn redis_store_conforms() {
-    let Some(store) = fresh_redis().await else { return };
+    let Some(store) = fresh_redis().await else {
+        return;
+    };
     conformance::run(&store, "redis").await;
 }

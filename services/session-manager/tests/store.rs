@@ -91,9 +91,14 @@ async fn concurrent_admissions_never_overcommit(backend: Backend) {
                     &user.clone(),
                     |view| {
                         let mut candidate = agent_with_room_for(10.0);
-                        candidate.reserved = view.reserved.get("agent-1").copied().unwrap_or_default();
+                        candidate.reserved =
+                            view.reserved.get("agent-1").copied().unwrap_or_default();
                         let need = Need {
-                            resources: Resources { cores: 1.0, memory_mib: 256, gpus: 0 },
+                            resources: Resources {
+                                cores: 1.0,
+                                memory_mib: 256,
+                                gpus: 0,
+                            },
                             image: "atrium/workspace-demo:latest".into(),
                             zone: None,
                             user_picked_zone: false,
@@ -157,7 +162,13 @@ async fn stale_results_and_leases(backend: Backend) {
         event: Some("running"),
         ..Observation::default()
     };
-    assert!(store.observe("s-1", 1, stale).await.expect("observe").is_none());
+    assert!(
+        store
+            .observe("s-1", 1, stale)
+            .await
+            .expect("observe")
+            .is_none()
+    );
     let now = store.get("s-1").await.expect("get").expect("row");
     assert_eq!(now.observed(), ObservedState::Requested);
     // A current one lands, with its event.
@@ -166,7 +177,13 @@ async fn stale_results_and_leases(backend: Backend) {
         event: Some("stopped"),
         ..Observation::default()
     };
-    assert!(store.observe("s-1", 2, fresh).await.expect("observe").is_some());
+    assert!(
+        store
+            .observe("s-1", 2, fresh)
+            .await
+            .expect("observe")
+            .is_some()
+    );
     let kinds: Vec<String> = store
         .events("s-1")
         .await
@@ -179,19 +196,30 @@ async fn stale_results_and_leases(backend: Backend) {
     let soon = Utc::now() + chrono::Duration::seconds(30);
     assert!(store.lease("s-1", "replica-a", soon).await.expect("lease"));
     assert!(!store.lease("s-1", "replica-b", soon).await.expect("lease"));
-    assert!(store.lease("s-1", "replica-a", soon).await.expect("lease"), "re-entrant");
+    assert!(
+        store.lease("s-1", "replica-a", soon).await.expect("lease"),
+        "re-entrant"
+    );
     let past = Utc::now() - chrono::Duration::seconds(1);
     assert!(store.lease("s-1", "replica-a", past).await.expect("lease"));
-    assert!(store.lease("s-1", "replica-b", soon).await.expect("lease"), "taken over");
+    assert!(
+        store.lease("s-1", "replica-b", soon).await.expect("lease"),
+        "taken over"
+    );
     store.release("s-1", "replica-b").await.expect("release");
     assert!(store.lease("s-1", "replica-a", soon).await.expect("lease"));
     // Deleted is final: no further desired-state change.
-    store.set_desired("s-1", DesiredState::Deleted, None).await.expect("delete");
-    assert!(store
-        .set_desired("s-1", DesiredState::Running, None)
+    store
+        .set_desired("s-1", DesiredState::Deleted, None)
         .await
-        .expect("set")
-        .is_none());
+        .expect("delete");
+    assert!(
+        store
+            .set_desired("s-1", DesiredState::Running, None)
+            .await
+            .expect("set")
+            .is_none()
+    );
 }
 
 #[tokio::test]
