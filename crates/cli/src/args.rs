@@ -1,6 +1,6 @@
 //! Parsers for argument values: durations (`30d`), instants (RFC 3339, a date, or a
 //! duration relative to now), user references (UUID or username), group and workspace
-//! references (UUID or name), API keys, realms, themes.
+//! references (UUID or name), environment variables (`NAME=VALUE`), API keys, realms, themes.
 
 use std::fmt;
 
@@ -132,6 +132,24 @@ pub fn parse_workspace_ref(value: &str) -> Result<WorkspaceRef, String> {
         return Err("a workspace id, image or name is required".into());
     }
     Ok(WorkspaceRef::parse(value))
+}
+
+/// clap value parser for `NAME=VALUE` (environment variables): the name is non-empty, without
+/// '=' or control characters; the value may be empty.
+pub fn parse_env_pair(value: &str) -> Result<(String, String), String> {
+    let Some((name, value)) = value.split_once('=') else {
+        return Err("expected NAME=VALUE".into());
+    };
+    check_env_name(name)?;
+    Ok((name.to_owned(), value.to_owned()))
+}
+
+/// An environment variable's name: non-empty, without '=' or control characters.
+pub fn check_env_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.contains('=') || name.chars().any(char::is_control) {
+        return Err("names must be non-empty, without '=' or control characters".into());
+    }
+    Ok(())
 }
 
 /// clap value parser for `--api-key ID:SECRET`.
@@ -384,6 +402,16 @@ mod tests {
             WorkspaceRef::Id("0190b5a2-1c3d-7e4f-8a9b-0c1d2e3f4a5b".into())
         );
         assert!(parse_workspace_ref("").is_err());
+    }
+
+    #[test]
+    fn env_pairs() {
+        assert_eq!(parse_env_pair("A=1"), Ok(("A".into(), "1".into())));
+        assert_eq!(parse_env_pair("A="), Ok(("A".into(), String::new())));
+        assert_eq!(parse_env_pair("A=b=c"), Ok(("A".into(), "b=c".into())));
+        assert!(parse_env_pair("A").is_err());
+        assert!(parse_env_pair("=1").is_err());
+        assert!(parse_env_pair("A\nB=1").is_err());
     }
 
     #[test]

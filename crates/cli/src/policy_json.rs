@@ -223,6 +223,7 @@ pub fn workspace(w: &Workspace) -> Value {
         "thumbnail_url": w.thumbnail_url,
         "created_at": time(w.created_at.as_ref()),
         "updated_at": time(w.updated_at.as_ref()),
+        "host_access_withheld": w.host_access_withheld,
     })
 }
 

@@ -1,9 +1,17 @@
 //! `atrium workspace ...`: workspaces (Kasm's images) and their assignment to groups (policy
-//! service). Minimal: the everyday fields; the rest keep the service's defaults.
+//! service). Create and update, which set every field, are in `edit` (their flags in `flags`,
+//! the flags' value parsers in `values`); how one workspace is printed is in `show`; finding one
+//! by id, image or name in `find`.
+
+mod edit;
+mod find;
+mod flags;
+mod show;
+mod values;
 
 use atrium_proto::policy::v1::{
-    CreateWorkspaceRequest, DeleteWorkspaceRequest, GetWorkspaceRequest,
-    ListLaunchableWorkspacesRequest, ListWorkspacesRequest, Workspace, WorkspaceAssignmentRequest,
+    DeleteWorkspaceRequest, ListLaunchableWorkspacesRequest, ListWorkspacesRequest, Workspace,
+    WorkspaceAssignmentRequest,
 };
 use serde_json::json;
 
@@ -11,10 +19,12 @@ use super::{Ctx, PageArgs, Pager};
 use crate::args::{
     GroupRef, UserRef, WorkspaceRef, parse_group_ref, parse_user_ref, parse_workspace_ref,
 };
-use crate::error::{CliError, CliResult, usage};
-use crate::json::time_text;
-use crate::output::{Table, print_fields, print_json, yes_no};
+use crate::error::{CliResult, usage};
+use crate::output::{Table, print_json, yes_no};
 use crate::policy_json;
+use edit::{CreateArgs, UpdateArgs};
+pub use find::{get_workspace, workspace_id};
+use show::show;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum WorkspaceCommand {
@@ -34,6 +44,8 @@ pub enum WorkspaceCommand {
     },
     /// Create a workspace.
     Create(CreateArgs),
+    /// Change a workspace's fields (the others keep their values).
+    Update(UpdateArgs),
     /// Delete a workspace.
     Delete {
         /// The workspace (id, image or name).
@@ -69,30 +81,6 @@ pub enum WorkspaceCommand {
     },
 }
 
-#[derive(Debug, clap::Args)]
-pub struct CreateArgs {
-    /// The Docker image, e.g. kasmweb/chrome:1.16.0.
-    #[arg(long)]
-    pub image: String,
-    /// The name users see [default: the image].
-    #[arg(long)]
-    pub name: Option<String>,
-    #[arg(long)]
-    pub description: Option<String>,
-    /// CPU cores (fractions allowed) [default: the service's, 2].
-    #[arg(long)]
-    pub cores: Option<f64>,
-    /// Memory in MiB [default: the service's, 2768].
-    #[arg(long)]
-    pub memory_mib: Option<i64>,
-    /// Create it disabled (nobody can launch it until it is enabled).
-    #[arg(long)]
-    pub disabled: bool,
-    /// Do not assign it to All Users, whatever the service does by default.
-    #[arg(long)]
-    pub no_default_group: bool,
-}
-
 pub async fn run(ctx: &mut Ctx, command: WorkspaceCommand) -> CliResult {
     match command {
         WorkspaceCommand::List {
@@ -104,17 +92,8 @@ pub async fn run(ctx: &mut Ctx, command: WorkspaceCommand) -> CliResult {
             show(ctx, &workspace);
             Ok(())
         }
-        WorkspaceCommand::Create(args) => {
-            let request = create_request(args);
-            let workspace = ctx
-                .policy(
-                    request,
-                    |mut c, r| async move { c.create_workspace(r).await },
-                )
-                .await?;
-            show(ctx, &workspace);
-            Ok(())
-        }
+        WorkspaceCommand::Create(args) => edit::create(ctx, args).await,
+        WorkspaceCommand::Update(args) => edit::update(ctx, args).await,
         WorkspaceCommand::Delete { workspace, yes } => delete(ctx, workspace, yes).await,
         WorkspaceCommand::Assign { group, workspace } => assign(ctx, group, workspace, true).await,
         WorkspaceCommand::Unassign { group, workspace } => {
@@ -138,22 +117,6 @@ pub async fn run(ctx: &mut Ctx, command: WorkspaceCommand) -> CliResult {
             }
             Ok(())
         }
-    }
-}
-
-fn create_request(args: CreateArgs) -> CreateWorkspaceRequest {
-    CreateWorkspaceRequest {
-        workspace: Some(Workspace {
-            name: args.image,
-            friendly_name: args.name.unwrap_or_default(),
-            description: args.description.unwrap_or_default(),
-            enabled: !args.disabled,
-            // Zero asks for the service's default.
-            cores: args.cores.unwrap_or(0.0),
-            memory_mib: args.memory_mib.unwrap_or(0),
-            ..Default::default()
-        }),
-        assign_to_all_users: args.no_default_group.then_some(false),
     }
 }
 
@@ -199,77 +162,6 @@ fn workspace_table(workspaces: &[Workspace]) -> Table {
         ]);
     }
     table
-}
-
-/// Fetches a workspace by id, or finds it by image or name among all of them.
-async fn get_workspace(ctx: &mut Ctx, workspace: &WorkspaceRef) -> CliResult<Workspace> {
-    match workspace {
-        WorkspaceRef::Id(id) => {
-            let request = GetWorkspaceRequest {
-                workspace_id: id.clone(),
-            };
-            ctx.policy(request, |mut c, r| async move { c.get_workspace(r).await })
-                .await
-        }
-        WorkspaceRef::Name(name) => {
-            let all = PageArgs {
-                page_size: None,
-                page_token: None,
-                all: true,
-            };
-            let mut pager = Pager::new(&all);
-            let mut workspaces = Vec::new();
-            while let Some(page) = pager.next() {
-                let request = ListWorkspacesRequest {
-                    page: Some(page),
-                    include_disabled: true,
-                };
-                let answer = ctx
-                    .policy(
-                        request,
-                        |mut c, r| async move { c.list_workspaces(r).await },
-                    )
-                    .await?;
-                workspaces.extend(answer.workspaces);
-                pager.advance(answer.page.as_ref())?;
-            }
-            pick(workspaces, name)
-        }
-    }
-}
-
-/// The one workspace whose image, else whose friendly name, is `name`.
-fn pick(workspaces: Vec<Workspace>, name: &str) -> CliResult<Workspace> {
-    let (by_image, others): (Vec<Workspace>, Vec<Workspace>) =
-        workspaces.into_iter().partition(|w| w.name == name);
-    let mut found = if by_image.is_empty() {
-        others
-            .into_iter()
-            .filter(|w| w.friendly_name == name)
-            .collect()
-    } else {
-        by_image
-    };
-    match found.len() {
-        0 => Err(CliError::Status(tonic::Status::not_found(format!(
-            "no workspace has the image or name {name:?}"
-        )))),
-        1 => Ok(found.remove(0)),
-        n => {
-            let ids: Vec<&str> = found.iter().map(|w| w.id.as_str()).collect();
-            Err(usage(format!(
-                "{n} workspaces match {name:?}; give one of their ids: {}",
-                ids.join(", ")
-            )))
-        }
-    }
-}
-
-async fn workspace_id(ctx: &mut Ctx, workspace: &WorkspaceRef) -> CliResult<String> {
-    match workspace {
-        WorkspaceRef::Id(id) => Ok(id.clone()),
-        WorkspaceRef::Name(_) => Ok(get_workspace(ctx, workspace).await?.id),
-    }
 }
 
 async fn delete(ctx: &mut Ctx, workspace: WorkspaceRef, yes: bool) -> CliResult {
@@ -345,40 +237,6 @@ async fn assign(ctx: &mut Ctx, group: GroupRef, workspace: WorkspaceRef, on: boo
     Ok(())
 }
 
-/// Prints one workspace: the main fields for people, the whole message for programs.
-fn show(ctx: &Ctx, w: &Workspace) {
-    if ctx.json() {
-        print_json(&policy_json::workspace(w));
-        return;
-    }
-    print_fields(&workspace_fields(w));
-}
-
-fn workspace_fields(w: &Workspace) -> Vec<(&'static str, String)> {
-    vec![
-        ("id", w.id.clone()),
-        ("image", w.name.clone()),
-        ("name", w.friendly_name.clone()),
-        ("description", w.description.clone()),
-        ("categories", w.categories.join(", ")),
-        ("enabled", yes_no(w.enabled)),
-        ("hidden", yes_no(w.hidden)),
-        ("cores", w.cores.to_string()),
-        ("memory (MiB)", w.memory_mib.to_string()),
-        ("gpus", w.gpu_count.to_string()),
-        ("zone", w.zone_id.clone()),
-        ("persistent profile", w.persistent_profile_path.clone()),
-        (
-            "session time limit",
-            w.session_time_limit_secs
-                .map(|s| format!("{s}s"))
-                .unwrap_or_default(),
-        ),
-        ("created", time_text(w.created_at.as_ref())),
-        ("updated", time_text(w.updated_at.as_ref())),
-    ]
-}
-
 #[cfg(test)]
 mod tests {
     use crate::cli::{Cli, Command};
@@ -392,66 +250,6 @@ mod tests {
             Command::Workspace(cmd) => Ok(cmd),
             other => panic!("not a workspace command: {other:?}"),
         }
-    }
-
-    fn ws(id: &str, image: &str, name: &str) -> Workspace {
-        Workspace {
-            id: id.into(),
-            name: image.into(),
-            friendly_name: name.into(),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn create_leaves_defaults_to_the_service() {
-        assert!(parse(&["workspace", "create"]).is_err());
-        let Ok(WorkspaceCommand::Create(args)) = parse(&[
-            "workspace",
-            "create",
-            "--image",
-            "kasmweb/chrome:1.16.0",
-            "--cores",
-            "1.5",
-            "--no-default-group",
-        ]) else {
-            panic!("expected create");
-        };
-        let request = create_request(args);
-        assert_eq!(request.assign_to_all_users, Some(false));
-        let w = request.workspace.unwrap_or_default();
-        assert_eq!(w.name, "kasmweb/chrome:1.16.0");
-        assert_eq!((w.cores, w.memory_mib, w.enabled), (1.5, 0, true));
-        let Ok(WorkspaceCommand::Create(args)) =
-            parse(&["workspace", "create", "--image", "x", "--disabled"])
-        else {
-            panic!("expected create");
-        };
-        let request = create_request(args);
-        assert_eq!(request.assign_to_all_users, None);
-        assert!(!request.workspace.unwrap_or_default().enabled);
-    }
-
-    #[test]
-    fn workspaces_are_found_by_image_then_name() {
-        let all = || {
-            vec![
-                ws("1", "kasmweb/chrome:1", "Chrome"),
-                ws("2", "kasmweb/firefox:1", "Firefox"),
-                ws("3", "kasmweb/firefox:2", "Firefox"),
-                ws("4", "Chrome", "Odd"),
-            ]
-        };
-        assert_eq!(
-            pick(all(), "kasmweb/chrome:1").map(|w| w.id).ok(),
-            Some("1".into())
-        );
-        // An image match wins over a friendly-name match.
-        assert_eq!(pick(all(), "Chrome").map(|w| w.id).ok(), Some("4".into()));
-        assert!(matches!(pick(all(), "Firefox"), Err(CliError::Usage(m)) if m.contains("2, 3")));
-        assert!(
-            matches!(pick(all(), "nope"), Err(CliError::Status(s)) if s.code() == tonic::Code::NotFound)
-        );
     }
 
     #[test]
