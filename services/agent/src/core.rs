@@ -84,6 +84,9 @@ pub struct Core {
     last_node: Mutex<Option<NodeInfo>>,
     drain: watch::Sender<Option<Instant>>,
     locks: Mutex<HashMap<SessionId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Held from a create's capacity check until its container exists (see
+    /// [`Core::admit`]).
+    admission: tokio::sync::Mutex<()>,
 }
 
 impl Core {
@@ -97,6 +100,7 @@ impl Core {
             last_node: Mutex::new(None),
             drain: watch::Sender::new(None),
             locks: Mutex::new(HashMap::new()),
+            admission: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -124,6 +128,14 @@ impl Core {
             locks.entry(id.clone()).or_default().clone()
         };
         lock.lock_owned().await
+    }
+
+    /// Admits new containers one at a time, node-wide: whoever holds the guard checks capacity
+    /// and creates its container before the next caller checks, so the next check counts that
+    /// container and concurrent creates of different sessions never overcommit the node. Taken
+    /// after [`Core::lock_session`], never before it.
+    pub(crate) async fn admit(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.admission.lock().await
     }
 
     /// Starts draining (or keeps the earlier deadline of a drain under way). Returns the

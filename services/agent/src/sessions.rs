@@ -126,6 +126,9 @@ impl Core {
             tracing::info!(session_id = %id, "replacing a container that was never started");
             self.remove_container(&existing.id).await?;
         }
+        // From the capacity check until the container exists (and so counts as allocated), no
+        // other create may check: see `Core::admit`. Starting it needs no admission.
+        let admission = self.admit().await;
         self.check_capacity(&spec).await?;
         let password = Alphanumeric.sample_string(&mut rand::rng(), PASSWORD_LENGTH);
         let context = BuildContext {
@@ -142,6 +145,7 @@ impl Core {
             )),
             other => AgentError::Runtime(other),
         })?;
+        drop(admission);
         if let Err(e) = self.runtime.start(&container_id).await {
             if let Err(cleanup) = self.remove_container(&container_id).await {
                 tracing::warn!(session_id = %id, error = %cleanup, "could not remove a container that failed to start");

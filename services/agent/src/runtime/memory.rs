@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt as _;
@@ -28,6 +29,7 @@ struct State {
     next_id: u64,
     next_port: u16,
     execs: Vec<(String, ExecSpec)>,
+    create_delay: Duration,
 }
 
 pub struct MemoryRuntime {
@@ -50,6 +52,7 @@ impl Default for MemoryRuntime {
                 next_id: 1,
                 next_port: 40000,
                 execs: Vec::new(),
+                create_delay: Duration::ZERO,
             }),
         }
     }
@@ -77,6 +80,12 @@ impl MemoryRuntime {
     /// Takes the "engine" down (every call fails with `Unavailable`) or brings it back.
     pub fn set_available(&self, available: bool) {
         self.state().available = available;
+    }
+
+    /// Makes every `create` take `delay` before the container exists, as a real engine's does:
+    /// long enough for concurrent calls to interleave.
+    pub fn set_create_delay(&self, delay: Duration) {
+        self.state().create_delay = delay;
     }
 
     pub fn set_node(&self, node: NodeInfo) {
@@ -147,6 +156,10 @@ impl ContainerRuntime for MemoryRuntime {
     }
 
     async fn create(&self, spec: &ContainerSpec) -> RuntimeResult<String> {
+        let delay = self.state().create_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let mut state = self.up()?;
         if find(&state, &spec.name).is_some() {
             return Err(RuntimeError::Conflict(format!(

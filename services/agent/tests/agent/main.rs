@@ -10,6 +10,7 @@
 
 mod common;
 
+mod admission;
 mod api;
 mod binary;
 mod docker;
