@@ -26,6 +26,9 @@ pub use self::redis::RedisHeartbeats;
 /// Every heartbeat key starts with this; the agent id follows.
 pub const KEY_PREFIX: &str = "atrium:agent:";
 
+/// The namespace keys live under unless a deployment names its own.
+pub const DEFAULT_NAMESPACE: &str = "atrium";
+
 /// The key an agent's heartbeat lives under: `atrium:agent:<agent_id>`.
 pub fn key(agent_id: &str) -> String {
     format!("{KEY_PREFIX}{agent_id}")

@@ -8,9 +8,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
-use crate::{
-    AgentStatus, HeartbeatError, HeartbeatStore, KEY_PREFIX, checked, decode, key, well_formed,
-};
+use crate::{AgentStatus, HeartbeatError, HeartbeatStore, checked, decode, well_formed};
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 /// Keys asked for per SCAN step.
@@ -19,6 +17,8 @@ const SCAN_COUNT: usize = 1000;
 const MGET_BATCH: usize = 500;
 
 pub struct RedisHeartbeats {
+    /// `<namespace>:agent:`: every key starts with it.
+    prefix: String,
     client: redis::Client,
     connection: OnceCell<ConnectionManager>,
 }
@@ -28,14 +28,25 @@ fn unavailable(e: redis::RedisError) -> HeartbeatError {
 }
 
 impl RedisHeartbeats {
-    /// Checks the URL; does not connect.
+    /// Checks the URL; does not connect. Keys are `atrium:agent:<id>`.
     pub fn new(url: &str) -> Result<Self, HeartbeatError> {
+        Self::with_namespace(url, crate::DEFAULT_NAMESPACE)
+    }
+
+    /// Keys under `<namespace>:agent:<id>`: deployments (and test sandboxes) sharing one Redis
+    /// see only their own agents.
+    pub fn with_namespace(url: &str, namespace: &str) -> Result<Self, HeartbeatError> {
         let client = redis::Client::open(url)
             .map_err(|e| HeartbeatError::Invalid(format!("redis_url: {e}")))?;
         Ok(Self {
+            prefix: format!("{namespace}:agent:"),
             client,
             connection: OnceCell::new(),
         })
+    }
+
+    fn key(&self, agent_id: &str) -> String {
+        format!("{}{agent_id}", self.prefix)
     }
 
     async fn connection(&self) -> Result<ConnectionManager, HeartbeatError> {
@@ -54,7 +65,7 @@ impl RedisHeartbeats {
     pub async fn time_to_live(&self, agent_id: &str) -> Result<Option<Duration>, HeartbeatError> {
         let mut conn = self.connection().await?;
         let millis: i64 = redis::cmd("PTTL")
-            .arg(key(agent_id))
+            .arg(self.key(agent_id))
             .query_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -71,7 +82,7 @@ impl RedisHeartbeats {
         let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut conn = self.connection().await?;
         redis::cmd("SET")
-            .arg(key(agent_id))
+            .arg(self.key(agent_id))
             .arg(value)
             .arg("PX")
             .arg(millis)
@@ -91,7 +102,7 @@ impl HeartbeatStore for RedisHeartbeats {
     async fn get(&self, agent_id: &str) -> Result<Option<AgentStatus>, HeartbeatError> {
         let mut conn = self.connection().await?;
         let value: Option<Vec<u8>> = redis::cmd("GET")
-            .arg(key(agent_id))
+            .arg(self.key(agent_id))
             .query_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -100,7 +111,7 @@ impl HeartbeatStore for RedisHeartbeats {
 
     async fn list(&self) -> Result<Vec<AgentStatus>, HeartbeatError> {
         let mut conn = self.connection().await?;
-        let pattern = format!("{KEY_PREFIX}*");
+        let pattern = format!("{}*", self.prefix);
         // Raw bytes: a key that is not UTF-8 is skipped below instead of failing the walk.
         let mut keys: Vec<Vec<u8>> = Vec::new();
         let mut cursor: u64 = 0;
@@ -135,7 +146,7 @@ impl HeartbeatStore for RedisHeartbeats {
                 let Some(value) = v else { continue };
                 match std::str::from_utf8(k) {
                     Ok(k) => {
-                        let agent_id = k.strip_prefix(KEY_PREFIX).unwrap_or(k);
+                        let agent_id = k.strip_prefix(self.prefix.as_str()).unwrap_or(k);
                         found.push((agent_id.to_owned(), value));
                     }
                     Err(_) => tracing::warn!(
@@ -151,7 +162,7 @@ impl HeartbeatStore for RedisHeartbeats {
     async fn remove(&self, agent_id: &str) -> Result<(), HeartbeatError> {
         let mut conn = self.connection().await?;
         redis::cmd("DEL")
-            .arg(key(agent_id))
+            .arg(self.key(agent_id))
             .query_async::<()>(&mut conn)
             .await
             .map_err(unavailable)

@@ -65,3 +65,31 @@ async fn an_unreachable_redis_is_unavailable_not_a_panic() {
     );
     assert!(RedisHeartbeats::new("not a url").is_err());
 }
+
+/// Deployments sharing one Redis under different namespaces see only their own agents.
+#[tokio::test]
+async fn namespaces_keep_deployments_apart() {
+    let Some(url) = redis_url("namespaces_keep_deployments_apart") else {
+        return;
+    };
+    let ns_a = unique_agent_id("ns-a");
+    let ns_b = unique_agent_id("ns-b");
+    let a = RedisHeartbeats::with_namespace(&url, &ns_a).unwrap();
+    let b = RedisHeartbeats::with_namespace(&url, &ns_b).unwrap();
+    let id = unique_agent_id("shared");
+    a.put(&sample_status(&id, 1), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(a.list().await.unwrap().len(), 1);
+    assert!(b.list().await.unwrap().is_empty());
+    assert!(b.get(&id).await.unwrap().is_none());
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(format!("{ns_a}:agent:{id}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(exists, 1);
+    a.remove(&id).await.unwrap();
+}

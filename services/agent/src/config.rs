@@ -107,6 +107,9 @@ pub struct AgentConfig {
     pub docker_tls: Option<DockerTls>,
     /// Redis for heartbeats; unset keeps them in-process (`atrium up`).
     pub redis_url: Option<Secret>,
+    /// Prefix of this deployment's keys in Redis (`<namespace>:agent:<id>`); the
+    /// session-manager's `redis_namespace` must match.
+    pub redis_namespace: String,
     pub heartbeat_interval_secs: u64,
     /// How long a drain (SIGTERM or the Drain call) waits for sessions to go before exiting.
     pub drain_deadline_secs: u64,
@@ -137,6 +140,7 @@ impl Default for AgentConfig {
             policy_endpoint: None,
             docker_tls: None,
             redis_url: None,
+            redis_namespace: "atrium".into(),
             heartbeat_interval_secs: 5,
             drain_deadline_secs: 300,
             docker_host: "unix:///var/run/docker.sock".into(),

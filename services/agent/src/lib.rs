@@ -66,7 +66,10 @@ impl Agent {
             exec_timeout,
         )?);
         let store: Arc<dyn HeartbeatStore> = match &config.redis_url {
-            Some(url) => Arc::new(RedisHeartbeats::new(url.expose())?),
+            Some(url) => Arc::new(RedisHeartbeats::with_namespace(
+                url.expose(),
+                &config.redis_namespace,
+            )?),
             None => Arc::new(MemoryHeartbeats::new()),
         };
         Self::with_parts(config, runtime, store)

@@ -59,7 +59,10 @@ impl SessionManager {
     /// Deadlines and heartbeats in Redis when `redis_url` is set, else in this process.
     pub async fn new(config: SessionManagerConfig) -> anyhow::Result<Self> {
         let heartbeats: Arc<dyn HeartbeatStore> = match &config.redis_url {
-            Some(url) => Arc::new(RedisHeartbeats::new(url.expose())?),
+            Some(url) => Arc::new(RedisHeartbeats::with_namespace(
+                url.expose(),
+                &config.redis_namespace,
+            )?),
             None => Arc::new(MemoryHeartbeats::new()),
         };
         Self::with_heartbeats(config, heartbeats).await
