@@ -12,7 +12,9 @@ use crate::commands::audit::AuditCommand;
 use crate::commands::group::GroupCommand;
 use crate::commands::image::ImageCommand;
 use crate::commands::login::{LoginArgs, LogoutArgs};
+use crate::commands::placement::PlacementCommand;
 use crate::commands::policy::PolicyCommand;
+use crate::commands::session::SessionCommand;
 use crate::commands::setting::SettingCommand;
 use crate::commands::sshkey::SshKeyCommand;
 use crate::commands::twofa::TwoFaCommand;
@@ -27,11 +29,14 @@ pub const DEFAULT_ENDPOINT: &str = "https://127.0.0.1:7001";
 /// The policy gRPC address used when `--policy-endpoint` is not given.
 pub const DEFAULT_POLICY_ENDPOINT: &str = "https://127.0.0.1:7002";
 
+/// The session-manager's gRPC address used when `--session-endpoint` is not given.
+pub const DEFAULT_SESSION_ENDPOINT: &str = "https://127.0.0.1:7003";
+
 /// The agent's gRPC address used when `--agent-endpoint` is not given (`atrium up`'s).
 pub const DEFAULT_AGENT_ENDPOINT: &str = "https://127.0.0.1:7004";
 
-/// Atrium: administer users, API keys, login sessions, groups, settings, permissions and
-/// workspaces, or run every service (`atrium up`).
+/// Atrium: administer users, API keys, login sessions, groups, settings, permissions,
+/// workspaces and sessions, or run every service (`atrium up`).
 #[derive(Debug, Parser)]
 #[command(name = "atrium", version, propagate_version = true)]
 pub struct Cli {
@@ -52,6 +57,11 @@ pub struct GlobalArgs {
     /// call with the same credential, refreshed against identity).
     #[arg(long, global = true, env = "ATRIUM_POLICY_ENDPOINT", default_value = DEFAULT_POLICY_ENDPOINT)]
     pub policy_endpoint: String,
+
+    /// The session-manager's gRPC address (session and placement commands; they call with the
+    /// same credential, refreshed against identity).
+    #[arg(long, global = true, env = "ATRIUM_SESSION_ENDPOINT", default_value = DEFAULT_SESSION_ENDPOINT)]
+    pub session_endpoint: String,
 
     /// A node agent's gRPC address (agent commands; they call with your login, which needs
     /// agents.view, or agents.modify to drain).
@@ -126,6 +136,12 @@ pub enum Command {
     /// Manage workspaces (Kasm's images) and their assignment to groups.
     #[command(subcommand)]
     Workspace(WorkspaceCommand),
+    /// Sessions: launch, follow, keep alive, pause, stop, resume, delete, explain, exec.
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Where a workspace's session would be placed, and why each agent was or was not chosen.
+    #[command(subcommand)]
+    Placement(PlacementCommand),
     /// Run every service in one process.
     Up(UpArgs),
     /// Container images: build the demo workspace image.
@@ -184,6 +200,22 @@ mod tests {
             Cli::try_parse_from(["atrium", "group", "list", "--policy-endpoint", "http://p:2"])
                 .expect("parse");
         assert_eq!(cli.global.policy_endpoint, "http://p:2");
+    }
+
+    #[test]
+    fn the_session_endpoint_has_a_default_and_a_flag() {
+        let cli = Cli::try_parse_from(["atrium", "session", "list"]).expect("parse");
+        // The environment may set it; only check the flag wins.
+        assert!(!cli.global.session_endpoint.is_empty());
+        let cli = Cli::try_parse_from([
+            "atrium",
+            "session",
+            "list",
+            "--session-endpoint",
+            "http://s:3",
+        ])
+        .expect("parse");
+        assert_eq!(cli.global.session_endpoint, "http://s:3");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! A stored login is refreshed (Refresh RPC to identity, saved back) when its access token has
 //! expired, or once when a call answers Unauthenticated, and the call is then retried. The
 //! same credential and refresh serve calls to other services ([`Identity::call_on`]): a policy
-//! call carries the identity login's access token.
+//! call (or a session-manager call) carries the identity login's access token.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -14,6 +14,7 @@ use anyhow::anyhow;
 use atrium_proto::identity::v1::identity_service_client::IdentityServiceClient;
 use atrium_proto::identity::v1::{LoginResponse, LoginStatus, RefreshRequest};
 use atrium_proto::policy::v1::policy_service_client::PolicyServiceClient;
+use atrium_proto::session::v1::session_service_client::SessionServiceClient;
 use atrium_service_kit::auth::Credential;
 use atrium_service_kit::client::Dialer;
 use atrium_service_kit::telemetry::OutgoingInterceptor;
@@ -28,6 +29,7 @@ use crate::json::instant;
 
 pub type Client = IdentityServiceClient<InterceptedService<Channel, OutgoingInterceptor>>;
 pub type PolicyClient = PolicyServiceClient<InterceptedService<Channel, OutgoingInterceptor>>;
+pub type SessionClient = SessionServiceClient<InterceptedService<Channel, OutgoingInterceptor>>;
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -256,6 +258,24 @@ impl Identity {
     {
         let channel = policy.channel().await?;
         self.call_on(&channel, PolicyServiceClient::with_interceptor, request, f)
+            .await
+    }
+
+    /// Makes one session-manager call (see [`Identity::call_on`]); a streaming call answers
+    /// with its stream once the server has accepted it.
+    pub async fn call_session<Req, T, F, Fut>(
+        &mut self,
+        session: &mut Lazy,
+        request: Req,
+        f: F,
+    ) -> CliResult<T>
+    where
+        Req: Clone,
+        F: Fn(SessionClient, Req) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let channel = session.channel().await?;
+        self.call_on(&channel, SessionServiceClient::with_interceptor, request, f)
             .await
     }
 

@@ -1,6 +1,6 @@
 //! Command handlers: each parses nothing itself (clap did), calls the identity service through
-//! [`Identity`] (or the policy service through [`Ctx::policy`]) and prints the answer in the
-//! chosen [`Format`].
+//! [`Identity`] (or the policy service through [`Ctx::policy`], the session-manager through
+//! [`Ctx::session`]) and prints the answer in the chosen [`Format`].
 
 pub mod agent;
 pub mod apikey;
@@ -8,7 +8,9 @@ pub mod audit;
 pub mod group;
 pub mod image;
 pub mod login;
+pub mod placement;
 pub mod policy;
+pub mod session;
 pub mod setting;
 pub mod sshkey;
 pub mod twofa;
@@ -25,7 +27,7 @@ use atrium_proto::policy::v1::{GetGroupRequest, Group};
 
 use crate::args::{GroupRef, UserRef};
 use crate::cli::{Command, GlobalArgs};
-use crate::client::{Identity, Lazy, PolicyClient};
+use crate::client::{Identity, Lazy, PolicyClient, SessionClient};
 use crate::error::{CliError, CliResult, usage};
 use crate::output::Format;
 use crate::prompt::Prompter;
@@ -38,6 +40,8 @@ pub struct Ctx {
     pub identity: Identity,
     /// The policy service (`--policy-endpoint`), dialled at its first call.
     pub policy_conn: Lazy,
+    /// The session-manager (`--session-endpoint`), dialled at its first call.
+    pub session_conn: Lazy,
     pub prompt: Prompter,
 }
 
@@ -85,6 +89,19 @@ impl Ctx {
             .await
     }
 
+    /// Makes one session-manager call with the caller's credential (refreshed against
+    /// identity): `ctx.session(req, |mut c, r| async move { c.get_session(r).await })`.
+    pub async fn session<Req, T, F, Fut>(&mut self, request: Req, f: F) -> CliResult<T>
+    where
+        Req: Clone,
+        F: Fn(SessionClient, Req) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.identity
+            .call_session(&mut self.session_conn, request, f)
+            .await
+    }
+
     /// Fetches a group by id or name.
     pub async fn get_group(&mut self, group: &GroupRef) -> CliResult<Group> {
         let request = GetGroupRequest {
@@ -106,11 +123,16 @@ impl Ctx {
 /// Runs every command but `up`.
 pub async fn run(global: &GlobalArgs, command: Command) -> CliResult {
     let use_stored = !matches!(command, Command::Login(_));
-    // Policy commands dial identity only when they need it (a username, a refresh), so they
-    // work with --token against a policy service alone.
+    // Policy and session commands dial identity only when they need it (a username, a
+    // refresh), so they work with --token against a policy service or session-manager alone.
     let policy_command = matches!(
         command,
-        Command::Group(_) | Command::Setting(_) | Command::Policy(_) | Command::Workspace(_)
+        Command::Group(_)
+            | Command::Setting(_)
+            | Command::Policy(_)
+            | Command::Workspace(_)
+            | Command::Session(_)
+            | Command::Placement(_)
     );
     let identity = if policy_command {
         Identity::prepare(global, use_stored)?
@@ -121,6 +143,7 @@ pub async fn run(global: &GlobalArgs, command: Command) -> CliResult {
         format: global.output,
         identity,
         policy_conn: Lazy::new(global.policy_endpoint.clone(), "--policy-endpoint"),
+        session_conn: Lazy::new(global.session_endpoint.clone(), "--session-endpoint"),
         prompt: Prompter::new(),
     };
     match command {
@@ -136,6 +159,8 @@ pub async fn run(global: &GlobalArgs, command: Command) -> CliResult {
         Command::Setting(cmd) => setting::run(&mut ctx, cmd).await,
         Command::Policy(cmd) => policy::run(&mut ctx, cmd).await,
         Command::Workspace(cmd) => workspace::run(&mut ctx, cmd).await,
+        Command::Session(cmd) => session::run(&mut ctx, cmd).await,
+        Command::Placement(cmd) => placement::run(&mut ctx, cmd).await,
         Command::Up(_) => Err(CliError::Usage("`up` does not connect to a server".into())),
         Command::Image(_) => Err(CliError::Usage(
             "`image` does not connect to a server".into(),

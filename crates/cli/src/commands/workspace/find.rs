@@ -1,7 +1,10 @@
 //! Finding a workspace named on the command line: by id, else by image, else by friendly name
 //! (for the workspace commands, and any command that takes a workspace).
 
-use atrium_proto::policy::v1::{GetWorkspaceRequest, ListWorkspacesRequest, Workspace};
+use atrium_proto::policy::v1::{
+    GetWorkspaceRequest, ListLaunchableWorkspacesRequest, ListWorkspacesRequest, Workspace,
+};
+use tonic::Code;
 
 use crate::args::WorkspaceRef;
 use crate::commands::{Ctx, PageArgs, Pager};
@@ -68,6 +71,41 @@ fn pick(workspaces: Vec<Workspace>, name: &str) -> CliResult<Workspace> {
                 ids.join(", ")
             )))
         }
+    }
+}
+
+/// The id of a workspace to launch for `user_id` ("" for the caller): a name is looked up
+/// among the workspaces that user may launch (which any user may list for themselves), then,
+/// for callers with workspaces.view, among all of them.
+pub async fn launchable_workspace_id(
+    ctx: &mut Ctx,
+    workspace: &WorkspaceRef,
+    user_id: &str,
+) -> CliResult<String> {
+    let WorkspaceRef::Name(name) = workspace else {
+        return workspace_id(ctx, workspace).await;
+    };
+    let request = ListLaunchableWorkspacesRequest {
+        user_id: user_id.to_owned(),
+    };
+    let launchable = ctx
+        .policy(request, |mut c, r| async move {
+            c.list_launchable_workspaces(r).await
+        })
+        .await?;
+    match pick(launchable.workspaces, name) {
+        Ok(w) => Ok(w.id),
+        Err(CliError::Status(not_found)) if not_found.code() == Code::NotFound => {
+            match get_workspace(ctx, workspace).await {
+                Ok(w) => Ok(w.id),
+                // Without workspaces.view the launchable answer is the one to give.
+                Err(CliError::Status(s)) if s.code() == Code::PermissionDenied => {
+                    Err(CliError::Status(not_found))
+                }
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
     }
 }
 

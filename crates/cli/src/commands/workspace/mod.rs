@@ -23,7 +23,7 @@ use crate::error::{CliResult, usage};
 use crate::output::{Table, print_json, yes_no};
 use crate::policy_json;
 use edit::{CreateArgs, UpdateArgs};
-pub use find::{get_workspace, workspace_id};
+pub use find::{get_workspace, launchable_workspace_id, workspace_id};
 use show::show;
 
 #[derive(Debug, clap::Subcommand)]
