@@ -1,18 +1,14 @@
-//! `atrium up`: every service that exists, in one process, on the embedded default (SQLite
-//! files and generated secrets under the data directory).
+//! `atrium up`: every role this build has, in one process, on the embedded default (SQLite
+//! files and generated secrets under the data directory). The launcher does the work; this is
+//! arguments in, addresses and the administrator's password out.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use anyhow::Context as _;
-use atrium_agent::{Agent, AgentConfig};
-use atrium_identity::{Identity, IdentityConfig};
-use atrium_policy::{Policy, PolicyConfig};
-use atrium_service_kit::auth::ServiceId;
-use atrium_service_kit::pki::LocalCa;
+use atrium_launcher::{LaunchConfig, Launcher, MetricsPorts, Role, Running, Storage};
+use atrium_service_kit::Secret;
 use atrium_service_kit::telemetry::{self, LogFormat};
-use atrium_service_kit::{Secret, Shutdown, metrics, server};
-use serde::{Deserialize, Serialize};
 
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
@@ -23,16 +19,19 @@ pub struct UpArgs {
     #[arg(long, default_value = "127.0.0.1")]
     pub listen_host: String,
     /// The identity service's gRPC port.
-    #[arg(long, default_value_t = 7001)]
+    #[arg(long, default_value_t = Role::Identity.default_port())]
     pub identity_port: u16,
     /// The policy service's gRPC port.
-    #[arg(long, default_value_t = 7002)]
+    #[arg(long, default_value_t = Role::Policy.default_port())]
     pub policy_port: u16,
+    /// The session-manager's gRPC port.
+    #[arg(long, default_value_t = Role::SessionManager.default_port())]
+    pub session_manager_port: u16,
     /// The agent's gRPC port.
-    #[arg(long, default_value_t = 7004)]
+    #[arg(long, default_value_t = Role::Agent.default_port())]
     pub agent_port: u16,
-    /// Prometheus `/metrics` ports: identity on BASE+1, policy on BASE+2, the agent on BASE+4;
-    /// 0 for none.
+    /// Prometheus `/metrics` ports: identity on BASE+1, policy on BASE+2, the session-manager
+    /// on BASE+3, the agent on BASE+4; 0 for none.
     #[arg(long, default_value_t = 9100)]
     pub metrics_base_port: u16,
     /// The local Docker engine the agent runs session containers on.
@@ -42,159 +41,111 @@ pub struct UpArgs {
         default_value = "unix:///var/run/docker.sock"
     )]
     pub docker_host: String,
+    /// Redis for heartbeats and session keepalives; without it they are kept in this process.
+    #[arg(long, env = "ATRIUM_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// A PostgreSQL server (`postgres://user:pw@host:5432/postgres`): each service gets a
+    /// database of its own there (`atrium_identity`, ...), created when missing. Without it,
+    /// SQLite files under the data directory.
+    #[arg(long, env = "ATRIUM_DATABASE_URL")]
+    pub database_url: Option<String>,
     /// Log format.
     #[arg(long, value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
 }
 
-/// Secrets generated on the first `atrium up` and reused after.
-#[derive(Serialize, Deserialize)]
-struct LocalSecrets {
-    secrets_key: String,
+impl UpArgs {
+    fn launch_config(&self) -> anyhow::Result<LaunchConfig> {
+        let host = self
+            .listen_host
+            .parse()
+            .context("--listen-host: not an IP address")?;
+        let ports = BTreeMap::from([
+            (Role::Identity, self.identity_port),
+            (Role::Policy, self.policy_port),
+            (Role::SessionManager, self.session_manager_port),
+            (Role::Agent, self.agent_port),
+        ]);
+        let metrics = match self.metrics_base_port {
+            0 => MetricsPorts::Off,
+            base => MetricsPorts::Base(base),
+        };
+        Ok(LaunchConfig {
+            data_dir: self.data_dir.clone(),
+            host,
+            ports,
+            metrics,
+            docker_host: self.docker_host.clone(),
+            redis_url: self.redis_url.clone().map(Secret::new),
+            storage: match &self.database_url {
+                Some(url) => Storage::postgres(url.clone()),
+                None => Storage::Sqlite,
+            },
+            log_format: self.log_format,
+            ..LaunchConfig::default()
+        })
+    }
 }
 
-fn load_or_create_secrets(dir: &Path) -> anyhow::Result<LocalSecrets> {
-    let path = dir.join("secrets.json");
-    if path.exists() {
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
-        return serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()));
-    }
-    let secrets = LocalSecrets {
-        secrets_key: atrium_identity::crypto::SecretBox::generate_key(),
-    };
-    let text = serde_json::to_string_pretty(&secrets)?;
-    write_private(&path, &text).with_context(|| format!("write {}", path.display()))?;
-    Ok(secrets)
-}
-
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(text.as_bytes())
+/// What to pass when a role's port is taken.
+fn port_flag(role: Role) -> String {
+    format!("--{}-port", role.name())
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let roles = Role::available();
     // Checked before anything is created or bound.
-    anyhow::ensure!(
-        args.metrics_base_port <= u16::MAX - 4,
-        "--metrics-base-port: at most {} (the agent's is BASE+4), or 0 for none",
-        u16::MAX - 4
-    );
+    if let Some(last) = roles.iter().max_by_key(|r| r.metrics_offset()) {
+        let highest = last.metrics_offset();
+        anyhow::ensure!(
+            args.metrics_base_port <= u16::MAX - highest,
+            "--metrics-base-port: at most {} (the {last}'s is BASE+{highest}), or 0 for none",
+            u16::MAX - highest
+        );
+    }
+    let config = args.launch_config()?;
+    config.validate(&roles)?;
     let _telemetry = telemetry::init("atrium", args.log_format)?;
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("create {}", args.data_dir.display()))?;
-    let data_dir = args
-        .data_dir
-        .canonicalize()
-        .context("resolve the data directory")?;
-    let secrets = load_or_create_secrets(&data_dir)?;
-    // A local CA and a certificate per service, made on first start: every port speaks TLS,
-    // services prove who they are to each other, and the CLI trusts `tls/ca.pem`.
-    let ca = LocalCa::ensure(&data_dir.join("tls")).context("set up the local CA")?;
-    let host: std::net::IpAddr = args
-        .listen_host
-        .parse()
-        .context("--listen-host: not an IP address")?;
-
-    let identity_addr = SocketAddr::new(host, args.identity_port);
-    let policy_addr = SocketAddr::new(host, args.policy_port);
-    let agent_addr = SocketAddr::new(host, args.agent_port);
-    let identity_endpoint = format!("https://{identity_addr}");
-    let policy_endpoint = format!("https://{policy_addr}");
-    // Bind every port first, so a taken port fails before anything starts.
-    let identity_listener = server::bind(identity_addr).await.with_context(|| {
-        format!(
-            "identity port {} is taken (use --identity-port)",
-            args.identity_port
-        )
+    let running = Launcher::start(config, &roles).await.map_err(|e| {
+        let hint = roles
+            .iter()
+            .map(|r| port_flag(*r))
+            .collect::<Vec<_>>()
+            .join(", ");
+        e.context(format!(
+            "start Atrium (ports: {hint}; --metrics-base-port, 0 for none)"
+        ))
     })?;
-    let agent_listener = server::bind(agent_addr)
-        .await
-        .with_context(|| format!("agent port {} is taken (use --agent-port)", args.agent_port))?;
-    let policy_listener = server::bind(policy_addr).await.with_context(|| {
-        format!(
-            "policy port {} is taken (use --policy-port)",
-            args.policy_port
-        )
-    })?;
-    let metrics_addr = |offset: u16| {
-        (args.metrics_base_port != 0)
-            .then(|| SocketAddr::new(host, args.metrics_base_port + offset))
-    };
-    let metrics_hint = "(use --metrics-base-port, 0 for none)";
-    let identity_metrics = metrics::bind(metrics_addr(1)).await.context(metrics_hint)?;
-    let policy_metrics = metrics::bind(metrics_addr(2)).await.context(metrics_hint)?;
-    let agent_metrics = metrics::bind(metrics_addr(4)).await.context(metrics_hint)?;
+    print_banner(&running, &args.docker_host);
+    running.shutdown_signal().on_signals();
+    running.wait().await
+}
 
-    let identity_config = IdentityConfig {
-        listen: identity_addr,
-        database_url: format!("sqlite://{}", data_dir.join("identity.db").display()),
-        log_format: args.log_format,
-        secrets_key: Some(Secret::new(secrets.secrets_key)),
-        tls: ca.tls_config(ServiceId::Identity),
-        policy_endpoint: Some(policy_endpoint.clone()),
-        ..IdentityConfig::default()
-    };
-    let identity = Identity::new(identity_config)
-        .await
-        .context("start identity")?;
-    let policy_config = PolicyConfig {
-        listen: policy_addr,
-        database_url: format!("sqlite://{}", data_dir.join("policy.db").display()),
-        log_format: args.log_format,
-        identity_endpoint: identity_endpoint.clone(),
-        tls: ca.tls_config(ServiceId::Policy),
-        ..PolicyConfig::default()
-    };
-    // The agent on this machine: the local Docker engine, heartbeats kept in-process.
-    let agent_config = AgentConfig {
-        listen: agent_addr,
-        log_format: args.log_format,
-        advertise_host: host.to_string(),
-        tls: ca.tls_config(ServiceId::Agent),
-        identity_endpoint: Some(identity_endpoint.clone()),
-        policy_endpoint: Some(policy_endpoint.clone()),
-        docker_host: args.docker_host.clone(),
-        ..AgentConfig::default()
-    };
-    let agent = Agent::new(agent_config).context("start the agent")?;
-    // In one process, policy verifies tokens with identity's own key set.
-    let keys = identity.authenticator().keys().clone();
-    let policy = Policy::with_keys(policy_config, keys)
-        .await
-        .context("start policy")?;
-
+fn print_banner(running: &Running, docker_host: &str) {
     println!();
     println!("Atrium is up (gRPC over TLS; every service offers health and reflection):");
-    println!("  identity  {identity_endpoint}");
-    println!("  policy    {policy_endpoint}");
-    println!(
-        "  agent     https://{agent_addr}   (Docker at {})",
-        args.docker_host
-    );
-    for (name, listener) in [
-        ("identity", &identity_metrics),
-        ("policy", &policy_metrics),
-        ("agent", &agent_metrics),
-    ] {
-        if let Some(addr) = listener.as_ref().and_then(|l| l.local_addr().ok()) {
-            println!("  metrics   https://{addr}/metrics   ({name})");
+    for role in running.roles() {
+        let Some(endpoint) = running.endpoint(*role) else {
+            continue;
+        };
+        let note = match role {
+            Role::Agent => format!("   (Docker at {docker_host})"),
+            _ => String::new(),
+        };
+        println!("  {:<16}{endpoint}{note}", role.name());
+    }
+    for role in running.roles() {
+        if let Some(metrics) = running.bound(*role).and_then(|b| b.metrics) {
+            println!("  metrics         https://{metrics}/metrics   ({role})");
         }
     }
-    println!("  data      {}", data_dir.display());
+    println!("  data            {}", running.data_dir().display());
     println!(
-        "  TLS       CA {} (the CLI trusts it when run from here; elsewhere pass --ca)",
-        ca.ca_path().display()
+        "  TLS             CA {} (the CLI trusts it when run from here; elsewhere pass --ca)",
+        running.ca_path().display()
     );
     println!();
-    match identity.bootstrap_admin() {
+    match running.bootstrap_admin() {
         Some(admin) => match &admin.generated_password {
             Some(password) => {
                 println!(
@@ -212,22 +163,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         },
         None => println!("The administrator account already exists (user `admin`)."),
     }
+    let identity = running.endpoint(Role::Identity).unwrap_or_default();
     println!();
     println!("Log in from another terminal:");
-    println!("  atrium --endpoint {identity_endpoint} login --username admin");
+    println!("  atrium --endpoint {identity} login --username admin");
     println!("  atrium user list");
     println!("  atrium group list");
     println!();
     println!("Stop with Ctrl-C.");
-
-    let shutdown = Shutdown::new();
-    shutdown.on_signals();
-    let (identity_done, policy_done, agent_done) = tokio::join!(
-        identity.serve(identity_listener, identity_metrics, shutdown.clone()),
-        policy.serve(policy_listener, policy_metrics, shutdown.clone()),
-        agent.serve(agent_listener, agent_metrics, shutdown.clone()),
-    );
-    identity_done.context("identity")?;
-    policy_done.context("policy")?;
-    agent_done.context("agent")
 }

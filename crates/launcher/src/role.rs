@@ -1,0 +1,135 @@
+//! The roles one process can take on: Atrium's services, each with its default port.
+
+use std::fmt;
+use std::str::FromStr;
+
+use atrium_service_kit::auth::ServiceId;
+
+/// One of Atrium's services, as the launcher starts it.
+///
+/// Every service of the design is here, so a role that is not built yet is refused with a
+/// clear error ([`Role::is_built`]) rather than being an unknown name. Ports follow one
+/// numbering: the role's number `n` gives gRPC port `7000 + n` and metrics port `BASE + n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    Identity,
+    Policy,
+    SessionManager,
+    Agent,
+    /// Not built yet: selecting it fails.
+    BillingUsage,
+    /// Not built yet: selecting it fails.
+    Gateway,
+}
+
+impl Role {
+    /// Every role, in start-up order (dependencies first).
+    pub const ALL: [Role; 6] = [
+        Role::Identity,
+        Role::Policy,
+        Role::SessionManager,
+        Role::Agent,
+        Role::BillingUsage,
+        Role::Gateway,
+    ];
+
+    /// The roles this build can run: what `atrium up` starts.
+    pub fn available() -> Vec<Role> {
+        Role::ALL.into_iter().filter(|r| r.is_built()).collect()
+    }
+
+    pub fn name(self) -> &'static str {
+        self.service_id().name()
+    }
+
+    /// The service identity its certificate names.
+    pub fn service_id(self) -> ServiceId {
+        match self {
+            Role::Identity => ServiceId::Identity,
+            Role::Policy => ServiceId::Policy,
+            Role::SessionManager => ServiceId::SessionManager,
+            Role::Agent => ServiceId::Agent,
+            Role::BillingUsage => ServiceId::BillingUsage,
+            Role::Gateway => ServiceId::Gateway,
+        }
+    }
+
+    /// Whether this build can run it.
+    pub fn is_built(self) -> bool {
+        match self {
+            Role::Identity | Role::Policy | Role::SessionManager | Role::Agent => true,
+            Role::BillingUsage | Role::Gateway => false,
+        }
+    }
+
+    /// The role's number: its ports are `7000 + n` (gRPC) and `metrics base + n`.
+    pub fn number(self) -> u16 {
+        match self {
+            Role::Identity => 1,
+            Role::Policy => 2,
+            Role::SessionManager => 3,
+            Role::Agent => 4,
+            Role::BillingUsage => 5,
+            Role::Gateway => 6,
+        }
+    }
+
+    /// Its gRPC port unless told otherwise: identity 7001, policy 7002, session-manager 7003,
+    /// agent 7004 (billing-usage 7005 and gateway 7006 once they exist).
+    pub fn default_port(self) -> u16 {
+        7000 + self.number()
+    }
+
+    /// The offset of its `/metrics` port from the metrics base port.
+    pub fn metrics_offset(self) -> u16 {
+        self.number()
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Role {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Role::ALL.iter().map(|r| r.name()).collect();
+                anyhow::anyhow!("unknown role `{s}` (one of: {})", names.join(", "))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_ports_follow_the_numbering() {
+        for role in Role::ALL {
+            assert_eq!(role.name().parse::<Role>().expect("a role name"), role);
+        }
+        assert_eq!(Role::Identity.default_port(), 7001);
+        assert_eq!(Role::Policy.default_port(), 7002);
+        assert_eq!(Role::SessionManager.default_port(), 7003);
+        assert_eq!(Role::Agent.default_port(), 7004);
+        assert_eq!(Role::Agent.metrics_offset(), 4);
+        let error = "nope".parse::<Role>().expect_err("not a role").to_string();
+        assert!(error.contains("session-manager"), "{error}");
+    }
+
+    #[test]
+    fn roles_not_built_yet_are_not_available() {
+        let available = Role::available();
+        assert!(available.contains(&Role::Identity));
+        assert!(available.contains(&Role::SessionManager));
+        assert!(!available.contains(&Role::Gateway));
+        assert!(!available.contains(&Role::BillingUsage));
+    }
+}
