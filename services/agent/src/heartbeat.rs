@@ -36,20 +36,9 @@ pub async fn run(
         }
         let status = core.status().await;
         metrics.observe(&status);
-        let healthy = status.state != AgentState::Unhealthy;
-        if was_healthy != Some(healthy) {
-            let serving = if healthy {
-                tracing::info!(agent_id = %status.agent_id, "container engine reachable");
-                ServingStatus::Serving
-            } else {
-                tracing::warn!(agent_id = %status.agent_id, reason = %status.reason, "agent unhealthy");
-                ServingStatus::NotServing
-            };
-            set_health(&health, serving).await;
-            was_healthy = Some(healthy);
-        }
+        // The heartbeat first, then health: SERVING means the session-manager can place here.
         match store
-            .put(&pb::AgentStatus::from(status), ttl(interval))
+            .put(&pb::AgentStatus::from(status.clone()), ttl(interval))
             .await
         {
             Ok(()) if store_failing => {
@@ -63,6 +52,18 @@ pub async fn run(
                 store_failing = true;
             }
             Err(_) => metrics.heartbeat_failed(),
+        }
+        let healthy = status.state != AgentState::Unhealthy;
+        if was_healthy != Some(healthy) {
+            let serving = if healthy {
+                tracing::info!(agent_id = %status.agent_id, "container engine reachable");
+                ServingStatus::Serving
+            } else {
+                tracing::warn!(agent_id = %status.agent_id, reason = %status.reason, "agent unhealthy");
+                ServingStatus::NotServing
+            };
+            set_health(&health, serving).await;
+            was_healthy = Some(healthy);
         }
     }
 }

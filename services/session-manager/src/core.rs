@@ -149,7 +149,8 @@ impl Core {
             let mut missing = self.missing_since.lock().unwrap_or_else(|p| p.into_inner());
             missing.retain(|id, _| !agents.iter().any(|a| &a.agent_id == id));
         }
-        cache.at = Some(Instant::now());
+        // An empty answer is not reused: the first agent is placeable the moment it appears.
+        cache.at = (!agents.is_empty()).then(Instant::now);
         cache.agents = agents.clone();
         Ok(agents)
     }

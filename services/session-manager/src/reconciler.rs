@@ -106,7 +106,13 @@ impl Reconciler {
             .into_iter()
             .map(|a| a.agent_id)
             .collect();
+        let now = Utc::now();
         for row in rows {
+            // A session whose agent keeps failing is retried with backoff (a change of intent
+            // still nudges it at once).
+            if row.attempts > 0 && now - row.updated_at < retry_backoff(row.attempts) {
+                continue;
+            }
             let settled = decide::is_settled(row.desired(), row.observed());
             let quiet_agent = !row.agent_id.is_empty() && !alive.contains(&row.agent_id);
             let lost_returning = row.observed() == ObservedState::Lost && !quiet_agent;
@@ -233,6 +239,13 @@ impl Reconciler {
     }
 }
 
+/// How long after a failed attempt the periodic pass tries again: 250 ms doubling to 10 s.
+pub fn retry_backoff(attempts: i32) -> chrono::Duration {
+    let exponent = u32::try_from(attempts.clamp(1, 16) - 1).unwrap_or(0);
+    let millis = 250_i64.saturating_mul(1_i64 << exponent.min(6));
+    chrono::Duration::milliseconds(millis.min(10_000))
+}
+
 /// The lifecycle event a new observed state records.
 fn event_for(row: &Row, to: ObservedState) -> Option<&'static str> {
     use ObservedState as O;
@@ -356,6 +369,8 @@ impl Run<'_> {
             } else {
                 event_for(self.row, state)
             },
+            // Progress: failed attempts start counting again.
+            attempts: Some(0),
             ..Observation::default()
         }
     }
