@@ -10,18 +10,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use atrium_identity::testing::TestIdentity;
-use atrium_policy::{Policy, PolicyConfig};
+use atrium_integration_tests::{Role, Sandbox};
+use atrium_launcher::LaunchConfig;
 use atrium_proto::identity::v1 as id;
 use atrium_proto::policy::v1 as pol;
 use atrium_proto::policy::v1::policy_service_client::PolicyServiceClient;
-use atrium_service_kit::Shutdown;
-use atrium_service_kit::auth::{Credential, ServiceId};
+use atrium_service_kit::auth::Credential;
 use atrium_service_kit::telemetry::OutgoingInterceptor;
-use atrium_service_kit::testing::{Backend, TestDatabase};
 
 const ROUNDS: usize = 30;
 
@@ -29,9 +26,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-async fn login(identity: &TestIdentity, username: &str, password: &str) -> String {
-    identity
-        .anonymous()
+async fn login(sandbox: &Sandbox, username: &str, password: &str) -> String {
+    sandbox
+        .identity_anonymous()
         .await
         .unwrap()
         .login(id::LoginRequest {
@@ -47,37 +44,30 @@ async fn login(identity: &TestIdentity, username: &str, password: &str) -> Strin
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let listener = atrium_service_kit::server::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+    // Identity and policy on SQLite; policy fetches identity's keys over gRPC and follows its
+    // revocation feed, as when it runs alone.
+    let sandbox = Sandbox::builder(&[Role::Identity, Role::Policy])
+        .sqlite()
+        .configure(|config| {
+            LaunchConfig {
+                share_verification_keys: false,
+                ..config
+            }
+            // One login per round; the default per-account limit would throttle the benchmark.
+            .tune_identity(|c| c.login_attempts_per_account_per_minute = 600)
+        })
+        .start()
         .await
         .unwrap();
-    let policy_addr = listener.local_addr().unwrap();
-    let identity = TestIdentity::start_with(Backend::Sqlite, |c| {
-        c.policy_endpoint = Some(format!("https://{policy_addr}"));
-        // One login per round; the default per-account limit would throttle the benchmark.
-        c.login_attempts_per_account_per_minute = 600;
-    })
-    .await
-    .unwrap();
-    let policy_db = TestDatabase::new(Backend::Sqlite).await.unwrap();
-    let policy = Policy::new(PolicyConfig {
-        listen: policy_addr,
-        database_url: policy_db.url.clone(),
-        identity_endpoint: identity.endpoint(),
-        tls: atrium_service_kit::testing::tls_for(ServiceId::Policy),
-        shutdown_deadline_secs: 1,
-        ..PolicyConfig::default()
-    })
-    .await
-    .unwrap();
-    let shutdown = Shutdown::new();
-    let serving = shutdown.clone();
-    tokio::spawn(async move { policy.serve(listener, None, serving).await });
-    let channel = atrium_service_kit::testing::user_dialer()
-        .connect(&format!("https://{policy_addr}"))
+    let channel = sandbox
+        .running()
+        .user_dialer()
+        .unwrap()
+        .connect(&sandbox.endpoint(Role::Policy).unwrap())
         .await
         .unwrap();
 
-    let mut admin = identity.admin().await.unwrap();
+    let mut admin = sandbox.identity_as_admin().await.unwrap();
     let user = admin
         .create_user(id::CreateUserRequest {
             username: "carol".into(),
@@ -90,7 +80,7 @@ async fn main() {
 
     let (mut probes, mut latencies) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        let token = login(&identity, "carol", "carol-password-1").await;
+        let token = login(&sandbox, "carol", "carol-password-1").await;
         let mut client = PolicyServiceClient::with_interceptor(
             channel.clone(),
             OutgoingInterceptor::new(Some(&Credential::Bearer(token))).unwrap(),
@@ -151,5 +141,5 @@ async fn main() {
         "p99 = {:.1} probe round trips",
         p99.as_secs_f64() / probe.as_secs_f64()
     );
-    shutdown.trigger();
+    sandbox.stop().await.unwrap();
 }

@@ -1,2 +1,276 @@
-//! Cross-service scenarios live in `tests/`; this library is empty. Each scenario starts the
-//! services it needs in-process, on loopback ports, over fresh PostgreSQL databases.
+//! The integration tests' sandbox: the roles a scenario needs, started in this process by the
+//! launcher (the code `atrium up` runs), on ephemeral loopback ports, against real PostgreSQL
+//! (fresh databases per sandbox, from `ATRIUM_TEST_POSTGRES_URL`), real Redis (the
+//! `ATRIUM_TEST_REDIS_URL` server, under a key namespace of the sandbox's own) and the local
+//! Docker engine, and healthy before a scenario begins. It hands out clients logged in as the
+//! administrator and clients that are Atrium's services (certificates from the kit's test CA,
+//! so `atrium_service_kit::testing::dialer_as` works against it too).
+//!
+//! Scenarios live in `tests/`; what they share about starting services lives here, not in a
+//! per-file cluster.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use atrium_launcher::{
+    AgentClient, Caller, IdentityClient, LaunchConfig, Launcher, PolicyClient, SessionClient,
+    Storage,
+};
+pub use atrium_launcher::{Role, Running};
+use atrium_service_kit::Secret;
+use atrium_service_kit::auth::{Credential, ServiceId};
+use atrium_service_kit::client::Dialer;
+
+/// The bootstrap administrator's password in every sandbox.
+pub const ADMIN_PASSWORD: &str = "sandbox-admin-password";
+
+/// Whether a scenario that needs Docker runs here: `ATRIUM_TEST_DOCKER=1` (scripts/test sets
+/// it when Docker answers). Under `CI=true` a missing Docker fails the test rather than letting
+/// it pass by doing nothing.
+#[track_caller]
+pub fn docker_enabled(test: &str) -> bool {
+    atrium_service_kit::testing::docker_enabled(test)
+}
+
+fn env(name: &str, what: &str) -> anyhow::Result<String> {
+    std::env::var(name).with_context(|| {
+        format!("{name} is not set: run the tests with scripts/test, which starts {what}")
+    })
+}
+
+/// A short random name part.
+fn suffix() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
+}
+
+/// A sandbox being set up; [`SandboxBuilder::start`] starts it.
+pub struct SandboxBuilder {
+    roles: Vec<Role>,
+    sqlite: bool,
+    in_process_redis: bool,
+    adjust: Vec<Box<dyn FnOnce(LaunchConfig) -> LaunchConfig + Send>>,
+}
+
+impl SandboxBuilder {
+    /// SQLite files in the sandbox's directory instead of PostgreSQL (benchmarks that measure
+    /// the embedded default).
+    pub fn sqlite(mut self) -> Self {
+        self.sqlite = true;
+        self
+    }
+
+    /// Heartbeats and keepalive deadlines in this process instead of the test Redis.
+    pub fn in_process_redis(mut self) -> Self {
+        self.in_process_redis = true;
+        self
+    }
+
+    /// Changes the launch configuration after the sandbox's own settings (tuning adds up:
+    /// `config.tune_identity(...)` keeps the sandbox's adjustments and applies after them).
+    pub fn configure(
+        mut self,
+        adjust: impl FnOnce(LaunchConfig) -> LaunchConfig + Send + 'static,
+    ) -> Self {
+        self.adjust.push(Box::new(adjust));
+        self
+    }
+
+    /// Starts the roles and waits until every one reports SERVING (the agent's Docker too,
+    /// when `ATRIUM_TEST_DOCKER=1`), then logs the administrator in when identity runs.
+    pub async fn start(self) -> anyhow::Result<Sandbox> {
+        let dir = tempfile::tempdir().context("create the sandbox directory")?;
+        let id = suffix();
+        let namespace = format!("sandbox-{id}");
+        let agent_id = format!("sandbox-agent-{id}");
+        let mut config = LaunchConfig {
+            admin_password: Some(Secret::new(ADMIN_PASSWORD)),
+            // One CA per test process: the kit's testing dialers work against the sandbox.
+            ca_dir: Some(atrium_service_kit::testing::pki().dir().to_path_buf()),
+            redis_namespace: namespace.clone(),
+            wait_for_docker: self.roles.contains(&Role::Agent)
+                && std::env::var("ATRIUM_TEST_DOCKER").as_deref() == Ok("1"),
+            ..LaunchConfig::ephemeral(dir.path())
+        };
+        let with_database = self
+            .roles
+            .iter()
+            .any(|r| matches!(r, Role::Identity | Role::Policy | Role::SessionManager));
+        let mut db_prefix = None;
+        if with_database && !self.sqlite {
+            let prefix = format!("sandbox_{id}_");
+            config.storage = Storage::Postgres {
+                admin_url: Secret::new(env("ATRIUM_TEST_POSTGRES_URL", "PostgreSQL")?),
+                prefix: prefix.clone(),
+            };
+            db_prefix = Some(prefix);
+        }
+        let with_redis = self
+            .roles
+            .iter()
+            .any(|r| matches!(r, Role::Agent | Role::SessionManager));
+        if with_redis && !self.in_process_redis {
+            config.redis_url = Some(Secret::new(env("ATRIUM_TEST_REDIS_URL", "Redis")?));
+        }
+        let sandbox_agent_id = agent_id.clone();
+        config = config
+            // Scenarios sign in often from one address; rate-limit tests turn these on.
+            .tune_identity(|c| {
+                c.login_attempts_per_account_per_minute = 0;
+                c.login_attempts_per_source_per_minute = 0;
+            })
+            .tune_agent(move |c| {
+                c.agent_id = Some(sandbox_agent_id.clone());
+                c.heartbeat_interval_secs = 1;
+                c.stop_timeout_secs = 1;
+            });
+        for adjust in self.adjust {
+            config = adjust(config);
+        }
+        let running = Launcher::start(config, &self.roles)
+            .await
+            .context("start the sandbox")?;
+        let admin = match running.endpoint(Role::Identity) {
+            Some(_) => Some(
+                running
+                    .login("admin", ADMIN_PASSWORD)
+                    .await
+                    .context("log the administrator in")?,
+            ),
+            None => None,
+        };
+        Ok(Sandbox {
+            running,
+            admin,
+            agent_id: self.roles.contains(&Role::Agent).then_some(agent_id),
+            namespace,
+            db_prefix,
+            _dir: dir,
+        })
+    }
+}
+
+/// Roles running for one scenario. Dropping it stops them (abruptly); [`Sandbox::stop`] stops
+/// them in order and says whether every one stopped cleanly.
+pub struct Sandbox {
+    running: Running,
+    admin: Option<Credential>,
+    agent_id: Option<String>,
+    namespace: String,
+    db_prefix: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn builder(roles: &[Role]) -> SandboxBuilder {
+        SandboxBuilder {
+            roles: roles.to_vec(),
+            sqlite: false,
+            in_process_redis: false,
+            adjust: Vec::new(),
+        }
+    }
+
+    /// `roles` with the sandbox's defaults.
+    pub async fn start(roles: &[Role]) -> anyhow::Result<Sandbox> {
+        Self::builder(roles).start().await
+    }
+
+    /// The launch: endpoints, the CA, clients as any caller, health.
+    pub fn running(&self) -> &Running {
+        &self.running
+    }
+
+    /// `https://host:port` of `role`.
+    pub fn endpoint(&self, role: Role) -> anyhow::Result<String> {
+        self.running
+            .endpoint(role)
+            .with_context(|| format!("{role} does not run in this sandbox"))
+    }
+
+    /// The administrator's login (identity must run).
+    pub fn admin(&self) -> anyhow::Result<&Credential> {
+        self.admin
+            .as_ref()
+            .context("no administrator: identity does not run in this sandbox")
+    }
+
+    fn as_admin(&self) -> anyhow::Result<Caller> {
+        Ok(Caller::User(self.admin()?.clone()))
+    }
+
+    /// Logs `username` in through identity.
+    pub async fn login(&self, username: &str, password: &str) -> anyhow::Result<Credential> {
+        self.running.login(username, password).await
+    }
+
+    pub async fn identity_as_admin(&self) -> anyhow::Result<IdentityClient> {
+        self.running.identity(&self.as_admin()?).await
+    }
+
+    pub async fn policy_as_admin(&self) -> anyhow::Result<PolicyClient> {
+        self.running.policy(&self.as_admin()?).await
+    }
+
+    pub async fn session_as_admin(&self) -> anyhow::Result<SessionClient> {
+        self.running.session(&self.as_admin()?).await
+    }
+
+    pub async fn agent_as_admin(&self) -> anyhow::Result<AgentClient> {
+        self.running.agent(&self.as_admin()?).await
+    }
+
+    /// Identity as a user's program presenting `credential`.
+    pub async fn identity_as(&self, credential: &Credential) -> anyhow::Result<IdentityClient> {
+        self.running
+            .identity(&Caller::User(credential.clone()))
+            .await
+    }
+
+    /// Policy as a user's program presenting `credential`.
+    pub async fn policy_as(&self, credential: &Credential) -> anyhow::Result<PolicyClient> {
+        self.running.policy(&Caller::User(credential.clone())).await
+    }
+
+    /// Identity with no credential (login, public calls).
+    pub async fn identity_anonymous(&self) -> anyhow::Result<IdentityClient> {
+        self.running.identity(&Caller::Anonymous).await
+    }
+
+    /// The agent as `service` (the session-manager, its one service caller).
+    pub async fn agent_as_service(&self, service: ServiceId) -> anyhow::Result<AgentClient> {
+        self.running.agent(&Caller::Service(service)).await
+    }
+
+    /// Dials as `service` (the same certificates as the kit's `testing::dialer_as`).
+    pub fn dialer_as(&self, service: ServiceId) -> anyhow::Result<Dialer> {
+        self.running.dialer_as(service)
+    }
+
+    /// The agent's id (its containers carry it in the `atrium.agent_id` label).
+    pub fn agent_id(&self) -> Option<&str> {
+        self.agent_id.as_deref()
+    }
+
+    /// This sandbox's Redis key namespace.
+    pub fn redis_namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The prefix of this sandbox's PostgreSQL databases (`None` on SQLite).
+    pub fn database_prefix(&self) -> Option<&str> {
+        self.db_prefix.as_deref()
+    }
+
+    /// The sandbox's directory (data, SQLite files).
+    pub fn dir(&self) -> &Path {
+        self.running.data_dir()
+    }
+
+    /// Stops every role in order; an error says which did not stop cleanly.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        tokio::time::timeout(Duration::from_secs(60), self.running.stop())
+            .await
+            .context("the sandbox did not stop within 60 s")?
+    }
+}

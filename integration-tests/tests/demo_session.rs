@@ -1,6 +1,6 @@
 //! A demo session end to end: the demo workspace image (built with the library `atrium image
-//! build-demo` uses), an agent on the local Docker engine, CreateSession with the service
-//! credential, then the container reached over HTTPS with its per-session password — which
+//! build-demo` uses), an agent on the local Docker engine (in the sandbox), CreateSession as the
+//! session-manager, then the container reached over HTTPS with its per-session password — which
 //! also shows the agent's hardened defaults suit the demo image. Runs only with
 //! `ATRIUM_TEST_DOCKER=1` (scripts/test sets it when Docker answers).
 
@@ -9,13 +9,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use atrium_agent::runtime::docker::DockerRuntime;
-use atrium_agent::testing::{TestAgent, new_session_id, session_spec, test_config};
-use atrium_heartbeat::MemoryHeartbeats;
+use atrium_agent::testing::{new_session_id, session_spec};
+use atrium_integration_tests::{Role, Sandbox};
 use atrium_proto::agent::v1 as pb;
+use atrium_service_kit::auth::ServiceId;
 use atrium_workspace::client::{USER, get};
 use atrium_workspace::{BinarySource, BuildOptions, build_image};
 use http::StatusCode;
@@ -102,14 +101,15 @@ async fn wait_healthy(addr: SocketAddr) {
 
 #[tokio::test]
 async fn a_demo_session_is_reachable_over_https_with_its_password() {
-    if !atrium_service_kit::testing::docker_enabled("a_demo_session_is_reachable") {
+    if !atrium_integration_tests::docker_enabled("a_demo_session_is_reachable") {
         return;
     }
-    let config = test_config();
-    let agent_id = config
-        .agent_id
-        .clone()
-        .expect("test config names the agent");
+    // The agent alone (heartbeats in the test Redis under the sandbox's namespace); only the
+    // session-manager may call it.
+    let sandbox = Sandbox::start(&[Role::Agent])
+        .await
+        .expect("start the agent");
+    let agent_id = sandbox.agent_id().expect("the agent's id").to_owned();
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
     let tag = format!("atrium/workspace-demo:it-{suffix}");
     let _cleanup = Cleanup {
@@ -124,13 +124,10 @@ async fn a_demo_session_is_reachable_over_https_with_its_password() {
         .expect("join the build")
         .expect("build the demo image");
 
-    let runtime = Arc::new(
-        DockerRuntime::connect(&config.docker_host, None, Duration::from_secs(30)).expect("docker"),
-    );
-    let agent = TestAgent::start(config, runtime, Arc::new(MemoryHeartbeats::new()))
+    let mut client = sandbox
+        .agent_as_service(ServiceId::SessionManager)
         .await
-        .expect("start the agent");
-    let mut client = agent.service().await.expect("service client");
+        .expect("service client");
 
     let session_id = new_session_id();
     let spec = pb::SessionSpec {
@@ -198,5 +195,5 @@ async fn a_demo_session_is_reachable_over_https_with_its_password() {
         .output()
         .expect("docker inspect");
     assert!(!exists.status.success(), "the container is still there");
-    agent.stop().await.expect("stop the agent");
+    sandbox.stop().await.expect("stop the agent");
 }

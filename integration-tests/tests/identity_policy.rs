@@ -4,100 +4,46 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use atrium_identity::testing::TestIdentity;
-use atrium_policy::{Policy, PolicyConfig};
+use atrium_integration_tests::{ADMIN_PASSWORD, Role, Sandbox};
+use atrium_launcher::LaunchConfig;
 use atrium_proto::identity::v1 as id;
 use atrium_proto::policy::v1 as pol;
-use atrium_proto::policy::v1::policy_service_client::PolicyServiceClient;
-use atrium_service_kit::Shutdown;
 use atrium_service_kit::auth::Credential;
-use atrium_service_kit::auth::ServiceId;
-use atrium_service_kit::telemetry::OutgoingInterceptor;
-use atrium_service_kit::testing::{Backend, TestDatabase};
 use tonic::Code;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 
-type PolicyClient = PolicyServiceClient<InterceptedService<Channel, OutgoingInterceptor>>;
-
-struct Cluster {
-    identity: TestIdentity,
-    policy_addr: SocketAddr,
-    shutdown: Shutdown,
-    _policy_db: TestDatabase,
+/// Identity and policy over fresh PostgreSQL databases. Policy verifies tokens on its own, with
+/// keys fetched from identity over gRPC (not identity's key set shared in-process).
+async fn sandbox() -> Sandbox {
+    Sandbox::builder(&[Role::Identity, Role::Policy])
+        .configure(|config| {
+            LaunchConfig {
+                share_verification_keys: false,
+                ..config
+            }
+            .tune_identity(|c| c.permissions_cache_ttl_ms = 500)
+        })
+        .start()
+        .await
+        .unwrap()
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.shutdown.trigger();
-    }
-}
-
-impl Cluster {
-    async fn start() -> Cluster {
-        let policy_listener =
-            atrium_service_kit::server::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-                .await
-                .unwrap();
-        let policy_addr = policy_listener.local_addr().unwrap();
-        let identity = TestIdentity::start_with(Backend::Postgres, |c| {
-            c.policy_endpoint = Some(format!("https://{policy_addr}"));
-            c.permissions_cache_ttl_ms = 500;
+/// Logs in through identity; the access token.
+async fn login(sandbox: &Sandbox, username: &str, password: &str) -> String {
+    let response = sandbox
+        .identity_anonymous()
+        .await
+        .unwrap()
+        .login(id::LoginRequest {
+            username: username.into(),
+            password: password.into(),
+            ..Default::default()
         })
         .await
-        .unwrap();
-        let policy_db = TestDatabase::new(Backend::Postgres).await.unwrap();
-        let config = PolicyConfig {
-            listen: policy_addr,
-            database_url: policy_db.url.clone(),
-            identity_endpoint: identity.endpoint(),
-            tls: atrium_service_kit::testing::tls_for(ServiceId::Policy),
-            shutdown_deadline_secs: 1,
-            ..PolicyConfig::default()
-        };
-        // Policy on its own: verification keys come from identity over gRPC.
-        let policy = Policy::new(config).await.unwrap();
-        let shutdown = Shutdown::new();
-        let serving = shutdown.clone();
-        tokio::spawn(async move { policy.serve(policy_listener, None, serving).await });
-        Cluster {
-            identity,
-            policy_addr,
-            shutdown,
-            _policy_db: policy_db,
-        }
-    }
-
-    async fn policy(&self, credential: Credential) -> PolicyClient {
-        let channel = atrium_service_kit::testing::user_dialer()
-            .connect(&format!("https://{}", self.policy_addr))
-            .await
-            .unwrap();
-        PolicyServiceClient::with_interceptor(
-            channel,
-            OutgoingInterceptor::new(Some(&credential)).unwrap(),
-        )
-    }
-
-    async fn login(&self, username: &str, password: &str) -> String {
-        let response = self
-            .identity
-            .anonymous()
-            .await
-            .unwrap()
-            .login(id::LoginRequest {
-                username: username.into(),
-                password: password.into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        response.access_token
-    }
+        .unwrap()
+        .into_inner();
+    response.access_token
 }
 
 /// Polls `check` until it is true or `limit` passes.
@@ -121,18 +67,16 @@ const ADMINISTRATORS: &str = "00000000-0000-7000-8000-000000000001";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_groups_and_permissions_across_identity_and_policy() {
-    let cluster = Cluster::start().await;
-    let admin_token = cluster
-        .login("admin", atrium_identity::testing::ADMIN_PASSWORD)
-        .await;
-    let mut admin_identity = cluster
-        .identity
-        .client(Some(Credential::Bearer(admin_token.clone())))
+    let sandbox = sandbox().await;
+    let admin_token = login(&sandbox, "admin", ADMIN_PASSWORD).await;
+    let mut admin_identity = sandbox
+        .identity_as(&Credential::Bearer(admin_token.clone()))
         .await
         .unwrap();
-    let mut admin_policy = cluster
-        .policy(Credential::Bearer(admin_token.clone()))
-        .await;
+    let mut admin_policy = sandbox
+        .policy_as(&Credential::Bearer(admin_token.clone()))
+        .await
+        .unwrap();
 
     // The bootstrap admin reached policy through the outbox, as a member of Administrators.
     let admin_id = admin_identity
@@ -189,10 +133,9 @@ async fn users_groups_and_permissions_across_identity_and_policy() {
     assert!(joined, "alice never joined All Users");
 
     // Alice may not list users until a group of hers holds users.view.
-    let alice_token = cluster.login("alice", "alice-password").await;
-    let mut alice_identity = cluster
-        .identity
-        .client(Some(Credential::Bearer(alice_token.clone())))
+    let alice_token = login(&sandbox, "alice", "alice-password").await;
+    let mut alice_identity = sandbox
+        .identity_as(&Credential::Bearer(alice_token.clone()))
         .await
         .unwrap();
     let denied = alice_identity
@@ -231,9 +174,10 @@ async fn users_groups_and_permissions_across_identity_and_policy() {
     assert!(allowed, "granting users.view did not take effect");
 
     // Policy accepts identity's tokens for alice's own policy, and refuses others'.
-    let mut alice_policy = cluster
-        .policy(Credential::Bearer(alice_token.clone()))
-        .await;
+    let mut alice_policy = sandbox
+        .policy_as(&Credential::Bearer(alice_token.clone()))
+        .await
+        .unwrap();
     let own = alice_policy
         .resolve_effective_policy(pol::ResolveEffectivePolicyRequest::default())
         .await
@@ -253,8 +197,8 @@ async fn users_groups_and_permissions_across_identity_and_policy() {
         .rotate_signing_key(id::RotateSigningKeyRequest {})
         .await
         .unwrap();
-    let fresh = cluster.login("alice", "alice-password").await;
-    let mut fresh_policy = cluster.policy(Credential::Bearer(fresh)).await;
+    let fresh = login(&sandbox, "alice", "alice-password").await;
+    let mut fresh_policy = sandbox.policy_as(&Credential::Bearer(fresh)).await.unwrap();
     fresh_policy
         .resolve_effective_policy(pol::ResolveEffectivePolicyRequest::default())
         .await
@@ -271,12 +215,13 @@ async fn users_groups_and_permissions_across_identity_and_policy() {
         .unwrap()
         .into_inner();
     let key_id = key.api_key.unwrap().id;
-    let mut key_policy = cluster
-        .policy(Credential::ApiKey {
+    let mut key_policy = sandbox
+        .policy_as(&Credential::ApiKey {
             id: key_id.clone(),
             secret: key.secret.clone(),
         })
-        .await;
+        .await
+        .unwrap();
     let groups = key_policy
         .list_groups(pol::ListGroupsRequest::default())
         .await
@@ -292,12 +237,13 @@ async fn users_groups_and_permissions_across_identity_and_policy() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
-    let mut bad_key = cluster
-        .policy(Credential::ApiKey {
+    let mut bad_key = sandbox
+        .policy_as(&Credential::ApiKey {
             id: key_id,
             secret: "wrong".into(),
         })
-        .await;
+        .await
+        .unwrap();
     assert_eq!(
         bad_key
             .list_groups(pol::ListGroupsRequest::default())
@@ -335,13 +281,10 @@ async fn users_groups_and_permissions_across_identity_and_policy() {
 /// too — which verifies tokens on its own — within seconds, through identity's revocation feed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocations_reach_policy_within_seconds() {
-    let cluster = Cluster::start().await;
-    let admin_token = cluster
-        .login("admin", atrium_identity::testing::ADMIN_PASSWORD)
-        .await;
-    let mut admin = cluster
-        .identity
-        .client(Some(Credential::Bearer(admin_token)))
+    let sandbox = sandbox().await;
+    let admin_token = login(&sandbox, "admin", ADMIN_PASSWORD).await;
+    let mut admin = sandbox
+        .identity_as(&Credential::Bearer(admin_token))
         .await
         .unwrap();
     let bob = admin
@@ -367,8 +310,8 @@ async fn revocations_reach_policy_within_seconds() {
         }),
     ];
     for (what, change) in changes {
-        let token = cluster.login("bob", "bob-password-1").await;
-        let mut bob_policy = cluster.policy(Credential::Bearer(token)).await;
+        let token = login(&sandbox, "bob", "bob-password-1").await;
+        let mut bob_policy = sandbox.policy_as(&Credential::Bearer(token)).await.unwrap();
         bob_policy
             .resolve_effective_policy(pol::ResolveEffectivePolicyRequest::default())
             .await
@@ -406,16 +349,16 @@ async fn revocations_reach_policy_within_seconds() {
 /// sets `require_2fa` is sent to enrolment by a plain login that asks for nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn require_2fa_from_policy_sends_a_plain_login_to_enrolment() {
-    let cluster = Cluster::start().await;
-    let admin_token = cluster
-        .login("admin", atrium_identity::testing::ADMIN_PASSWORD)
-        .await;
-    let mut admin = cluster
-        .identity
-        .client(Some(Credential::Bearer(admin_token.clone())))
+    let sandbox = sandbox().await;
+    let admin_token = login(&sandbox, "admin", ADMIN_PASSWORD).await;
+    let mut admin = sandbox
+        .identity_as(&Credential::Bearer(admin_token.clone()))
         .await
         .unwrap();
-    let mut admin_policy = cluster.policy(Credential::Bearer(admin_token)).await;
+    let mut admin_policy = sandbox
+        .policy_as(&Credential::Bearer(admin_token))
+        .await
+        .unwrap();
     let dana = admin
         .create_user(id::CreateUserRequest {
             username: "dana".into(),
@@ -430,9 +373,8 @@ async fn require_2fa_from_policy_sends_a_plain_login_to_enrolment() {
         password: "dana-password-1".into(),
         ..Default::default()
     };
-    let before = cluster
-        .identity
-        .anonymous()
+    let before = sandbox
+        .identity_anonymous()
         .await
         .unwrap()
         .login(plain())
@@ -468,9 +410,8 @@ async fn require_2fa_from_policy_sends_a_plain_login_to_enrolment() {
         .unwrap();
     // Identity reuses permissions for up to permissions_cache_ttl_ms (500 ms here).
     let sent = eventually(Duration::from_secs(5), || async {
-        let answer = cluster
-            .identity
-            .anonymous()
+        let answer = sandbox
+            .identity_anonymous()
             .await
             .unwrap()
             .login(plain())

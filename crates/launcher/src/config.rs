@@ -53,8 +53,23 @@ impl Storage {
 
 type Tune<C> = Arc<dyn Fn(&mut C) + Send + Sync>;
 
+/// `first`, then `then`.
+fn chain<C: 'static>(
+    first: Option<Tune<C>>,
+    then: impl Fn(&mut C) + Send + Sync + 'static,
+) -> Option<Tune<C>> {
+    Some(match first {
+        None => Arc::new(then),
+        Some(first) => Arc::new(move |config: &mut C| {
+            first(config);
+            then(config);
+        }),
+    })
+}
+
 /// Changes to a service's configuration after the launcher has wired it (rate limits, cache
-/// lifetimes, an agent id): applied last, so they win.
+/// lifetimes, an agent id): applied last, so they win. Each `tune_*` call adds to what earlier
+/// ones set; they apply in the order given.
 #[derive(Clone, Default)]
 pub struct Tuning {
     pub identity: Option<Tune<IdentityConfig>>,
@@ -162,24 +177,25 @@ impl LaunchConfig {
             .unwrap_or_else(|| role.default_port())
     }
 
-    /// Adjusts identity's configuration after the launcher's wiring.
+    /// Adjusts identity's configuration after the launcher's wiring (after earlier
+    /// adjustments).
     pub fn tune_identity(
         mut self,
         tune: impl Fn(&mut IdentityConfig) + Send + Sync + 'static,
     ) -> Self {
-        self.tuning.identity = Some(Arc::new(tune));
+        self.tuning.identity = chain(self.tuning.identity.take(), tune);
         self
     }
 
     /// Adjusts policy's configuration after the launcher's wiring.
     pub fn tune_policy(mut self, tune: impl Fn(&mut PolicyConfig) + Send + Sync + 'static) -> Self {
-        self.tuning.policy = Some(Arc::new(tune));
+        self.tuning.policy = chain(self.tuning.policy.take(), tune);
         self
     }
 
     /// Adjusts the agent's configuration after the launcher's wiring.
     pub fn tune_agent(mut self, tune: impl Fn(&mut AgentConfig) + Send + Sync + 'static) -> Self {
-        self.tuning.agent = Some(Arc::new(tune));
+        self.tuning.agent = chain(self.tuning.agent.take(), tune);
         self
     }
 
@@ -188,7 +204,7 @@ impl LaunchConfig {
         mut self,
         tune: impl Fn(&mut SessionManagerConfig) + Send + Sync + 'static,
     ) -> Self {
-        self.tuning.session_manager = Some(Arc::new(tune));
+        self.tuning.session_manager = chain(self.tuning.session_manager.take(), tune);
         self
     }
 
@@ -231,5 +247,48 @@ impl LaunchConfig {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tunings_add_up_in_order() {
+        let config = LaunchConfig::default()
+            .tune_identity(|c| c.password_min_length = 20)
+            .tune_identity(|c| c.lockout_threshold = 3)
+            .tune_identity(|c| c.password_min_length += 1);
+        let mut identity = IdentityConfig::default();
+        let tune = config.tuning.identity.expect("tuned");
+        tune(&mut identity);
+        assert_eq!(identity.password_min_length, 21);
+        assert_eq!(identity.lockout_threshold, 3);
+    }
+
+    #[test]
+    fn bad_values_are_refused_before_anything_starts() {
+        let roles = [Role::Identity, Role::Agent];
+        let high = LaunchConfig {
+            metrics: MetricsPorts::Base(u16::MAX - 3),
+            ..LaunchConfig::default()
+        };
+        let error = high.validate(&roles).expect_err("no room for BASE+4");
+        assert!(error.to_string().contains("agent's is BASE+4"), "{error}");
+        high.validate(&[Role::Identity]).expect("room for BASE+1");
+        let prefix = LaunchConfig {
+            storage: Storage::Postgres {
+                admin_url: Secret::new("postgres://db/postgres"),
+                prefix: "Bad-Prefix".into(),
+            },
+            ..LaunchConfig::default()
+        };
+        assert!(prefix.validate(&roles).is_err());
+        let namespace = LaunchConfig {
+            redis_namespace: "a b".into(),
+            ..LaunchConfig::default()
+        };
+        assert!(namespace.validate(&roles).is_err());
     }
 }

@@ -69,7 +69,7 @@ async fn a_launch_streams_its_progress_runs_is_kept_alive_and_is_deleted() {
     assert_eq!(page.status.as_u16(), 200);
 
     // Keepalive moves the deadline to now + keepalive_expiration.
-    let before = running.expires_at.clone().unwrap().seconds;
+    let before = running.expires_at.unwrap().seconds;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let kept = sessions
         .keepalive(pb::SessionRef {
