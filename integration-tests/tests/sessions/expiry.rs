@@ -82,11 +82,14 @@ async fn expiry_applies_each_action_and_time_limits_ignore_keepalives() {
             _ => pb::ObservedState::Paused,
         };
         let seen = watch_until(&mut admin, &s.id, Duration::from_secs(60), is(want)).await;
-        assert!(
-            seen.iter()
-                .any(|x| observed(x) == pb::ObservedState::Running),
-            "{action}: it ran before it expired"
-        );
+        let last = seen.last().unwrap();
+        assert!(last.started_at.is_some(), "{action}: it ran before it expired: {last:?}");
+        let wanted = match *action {
+            "delete" => pb::DesiredState::Deleted,
+            "stop" => pb::DesiredState::Stopped,
+            _ => pb::DesiredState::Paused,
+        };
+        assert_eq!(last.desired_state, wanted as i32, "{action}");
     }
     let ended = eventually(
         &mut admin,
