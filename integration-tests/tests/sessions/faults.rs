@@ -103,8 +103,11 @@ async fn a_session_manager_restarted_mid_launch_completes_the_launch() {
         .expect("request")
         .into_inner();
     // Stop it at once: the launch is under way (or not even begun).
+    let t = Instant::now();
     first.running.stop().await.ok();
+    eprintln!("first replica stopped in {:?}", t.elapsed());
     let second = Stack::start(replica()).await;
+    eprintln!("second replica up after {:?}", t.elapsed());
     let mut sessions = second.sessions(&grace.credential).await;
     let seen = watch_until(
         &mut sessions,

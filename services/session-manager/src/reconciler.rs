@@ -34,6 +34,8 @@ pub struct Reconciler {
     /// Nudged while busy: run again when the current step ends.
     again: Arc<Mutex<HashSet<String>>>,
     orphans_seen: Mutex<HashMap<(String, String), Instant>>,
+    /// Set on shutdown: steps under way finish, none follow.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 fn timeouts(core: &Core) -> Timeouts {
@@ -59,6 +61,7 @@ impl Reconciler {
             busy: Arc::new(Mutex::new(HashSet::new())),
             again: Arc::new(Mutex::new(HashSet::new())),
             orphans_seen: Mutex::new(HashMap::new()),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -89,7 +92,9 @@ impl Reconciler {
                 }
             }
         }
-        // Let steps under way finish and record their result.
+        // Let steps under way finish and record their result; start no more.
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let all = u32::try_from(self.core.config.max_concurrent_actions).unwrap_or(u32::MAX);
         let _drained = self.permits.acquire_many(all).await;
         Ok(())
@@ -140,6 +145,9 @@ impl Reconciler {
                 return;
             };
             loop {
+                if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
                 let outcome = step(&self.core, &id).await;
                 match outcome {
                     Ok(true) => {
