@@ -83,7 +83,10 @@ async fn expiry_applies_each_action_and_time_limits_ignore_keepalives() {
         };
         let seen = watch_until(&mut admin, &s.id, Duration::from_secs(60), is(want)).await;
         let last = seen.last().unwrap();
-        assert!(last.started_at.is_some(), "{action}: it ran before it expired: {last:?}");
+        assert!(
+            last.started_at.is_some(),
+            "{action}: it ran before it expired: {last:?}"
+        );
         let wanted = match *action {
             "delete" => pb::DesiredState::Deleted,
             "stop" => pb::DesiredState::Stopped,
