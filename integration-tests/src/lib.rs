@@ -274,3 +274,161 @@ impl Sandbox {
             .context("the sandbox did not stop within 60 s")?
     }
 }
+
+/// A user made for a scenario: in a group of their own that sets the scenario's settings.
+pub struct TestUser {
+    pub id: String,
+    pub username: String,
+    pub group_id: String,
+    pub credential: Credential,
+}
+
+/// The password of every [`TestUser`].
+pub const USER_PASSWORD: &str = "correct horse battery staple";
+
+/// Creates `name` (made unique) with a group of priority 10 setting `settings` (name, text
+/// value), and logs them in. `admin` must be allowed to create users, groups and settings.
+pub async fn user_with_settings(
+    running: &Running,
+    admin: &Credential,
+    name: &str,
+    settings: &[(&str, &str)],
+) -> anyhow::Result<TestUser> {
+    use atrium_proto::identity::v1 as id_pb;
+    use atrium_proto::policy::v1 as pol;
+    let username = format!("{name}-{}", &suffix()[..6]);
+    let admin = Caller::User(admin.clone());
+    let user = running
+        .identity(&admin)
+        .await?
+        .create_user(id_pb::CreateUserRequest {
+            username: username.clone(),
+            password: USER_PASSWORD.into(),
+            ..Default::default()
+        })
+        .await
+        .context("create the user")?
+        .into_inner();
+    let mut policy = running.policy(&admin).await?;
+    let group = policy
+        .create_group(pol::CreateGroupRequest {
+            name: format!("{username}-group"),
+            description: String::new(),
+            priority: 10,
+        })
+        .await
+        .context("create the user's group")?
+        .into_inner();
+    for (setting, value) in settings {
+        policy
+            .set_group_setting(pol::SetGroupSettingRequest {
+                group_id: group.id.clone(),
+                name: (*setting).into(),
+                value: None,
+                raw_value: (*value).into(),
+            })
+            .await
+            .with_context(|| format!("set {setting}={value}"))?;
+    }
+    policy
+        .add_group_member(pol::GroupMemberRequest {
+            group_id: group.id.clone(),
+            user_id: user.id.clone(),
+        })
+        .await
+        .context("add the user to the group")?;
+    let credential = running.login(&username, USER_PASSWORD).await?;
+    Ok(TestUser {
+        id: user.id,
+        username,
+        group_id: group.id,
+        credential,
+    })
+}
+
+/// A workspace of `image` assigned to All Users.
+pub async fn demo_workspace(
+    running: &Running,
+    admin: &Credential,
+    image: &str,
+    cores: f64,
+    memory_mib: i64,
+) -> anyhow::Result<String> {
+    use atrium_proto::policy::v1 as pol;
+    let created = running
+        .policy(&Caller::User(admin.clone()))
+        .await?
+        .create_workspace(pol::CreateWorkspaceRequest {
+            workspace: Some(pol::Workspace {
+                name: image.into(),
+                friendly_name: format!("Demo {}", suffix()),
+                enabled: true,
+                cores,
+                memory_mib,
+                ..Default::default()
+            }),
+            assign_to_all_users: Some(true),
+        })
+        .await
+        .context("create the workspace")?
+        .into_inner();
+    Ok(created.id)
+}
+
+/// The demo workspace image of this checkout (`atrium image build-demo`'s recipe), tagged by
+/// a hash of its binary: built once, reused by every scenario and benchmark after.
+pub fn demo_image() -> anyhow::Result<String> {
+    use std::path::PathBuf;
+    use std::process::Command;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace root")?
+        .to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(&root)
+        .args([
+            "build",
+            "--quiet",
+            "--message-format=json",
+            "-p",
+            "atrium-workspace",
+            "--bin",
+            "atrium-workspace",
+        ])
+        .output()
+        .context("run cargo build")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "cargo build -p atrium-workspace: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let binary = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "atrium-workspace")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .context("cargo named no atrium-workspace executable")?;
+    let bytes = std::fs::read(&binary).context("read the workspace binary")?;
+    let digest = {
+        use sha2::Digest as _;
+        let hash = sha2::Sha256::digest(&bytes);
+        hash.iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let tag = format!("atrium/workspace-demo:it-{digest}");
+    let present = Command::new("docker")
+        .args(["image", "inspect", &tag])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !present {
+        let options = atrium_workspace::BuildOptions::new(
+            tag.clone(),
+            atrium_workspace::BinarySource::Prebuilt(binary),
+        );
+        atrium_workspace::build_image(&options, &mut |_| {}).context("build the demo image")?;
+    }
+    Ok(tag)
+}

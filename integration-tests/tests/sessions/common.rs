@@ -8,8 +8,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use atrium_launcher::{Caller, LaunchConfig, Launcher, Role, Running, Storage};
-use atrium_proto::identity::v1 as id_pb;
-use atrium_proto::policy::v1 as pol;
 use atrium_proto::session::v1 as pb;
 use atrium_proto::session::v1::session_service_client::SessionServiceClient;
 use atrium_service_kit::Secret;
@@ -20,7 +18,7 @@ use tonic::transport::Channel;
 
 pub type Sessions = SessionServiceClient<InterceptedService<Channel, OutgoingInterceptor>>;
 
-pub const PASSWORD: &str = "correct horse battery staple";
+pub const PASSWORD: &str = atrium_integration_tests::USER_PASSWORD;
 
 /// Knobs a scenario may turn.
 #[derive(Clone)]
@@ -93,11 +91,7 @@ impl Drop for Cleanup {
     }
 }
 
-pub struct User {
-    pub id: String,
-    pub credential: Credential,
-    pub group_id: String,
-}
+pub type User = atrium_integration_tests::TestUser;
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} must be set (scripts/test sets it)"))
@@ -119,56 +113,8 @@ pub fn docker_cli(args: &[&str]) -> (bool, String) {
     )
 }
 
-/// The demo workspace image of this checkout, built once per binary version and reused.
 pub fn demo_image() -> String {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .current_dir(&root)
-        .args([
-            "build",
-            "--quiet",
-            "--message-format=json",
-            "-p",
-            "atrium-workspace",
-            "--bin",
-            "atrium-workspace",
-        ])
-        .output()
-        .expect("run cargo build");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let binary = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "atrium-workspace")
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .expect("cargo named the atrium-workspace executable");
-    let bytes = std::fs::read(&binary).expect("read the binary");
-    let digest = {
-        use sha2::Digest as _;
-        let hash = sha2::Sha256::digest(&bytes);
-        hash.iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
-    let tag = format!("atrium/workspace-demo:it-{digest}");
-    if docker_cli(&["image", "inspect", &tag]).0 {
-        return tag;
-    }
-    let options = atrium_workspace::BuildOptions::new(
-        tag.clone(),
-        atrium_workspace::BinarySource::Prebuilt(binary),
-    );
-    atrium_workspace::build_image(&options, &mut |_| {}).expect("build the demo image");
-    tag
+    atrium_integration_tests::demo_image().expect("the demo image")
 }
 
 pub fn grpc_channel_interceptor(credential: Option<&Credential>) -> OutgoingInterceptor {
@@ -319,78 +265,22 @@ impl Stack {
 
     /// A workspace of the demo image, assigned to All Users.
     pub async fn workspace(&self, cores: f64, memory_mib: i64) -> String {
-        let created = self
-            .policy()
-            .await
-            .create_workspace(pol::CreateWorkspaceRequest {
-                workspace: Some(pol::Workspace {
-                    name: self.image.clone(),
-                    friendly_name: format!("Demo {}", uuid::Uuid::new_v4().simple()),
-                    enabled: true,
-                    cores,
-                    memory_mib,
-                    ..Default::default()
-                }),
-                assign_to_all_users: Some(true),
-            })
-            .await
-            .expect("create workspace")
-            .into_inner();
-        created.id
+        atrium_integration_tests::demo_workspace(
+            &self.running,
+            &self.admin,
+            &self.image,
+            cores,
+            memory_mib,
+        )
+        .await
+        .expect("create workspace")
     }
 
     /// A user in a group of their own with `settings` (name, text value).
     pub async fn user(&self, name: &str, settings: &[(&str, &str)]) -> User {
-        let username = format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
-        let user = self
-            .identity()
+        atrium_integration_tests::user_with_settings(&self.running, &self.admin, name, settings)
             .await
-            .create_user(id_pb::CreateUserRequest {
-                username: username.clone(),
-                password: PASSWORD.into(),
-                ..Default::default()
-            })
-            .await
-            .expect("create user")
-            .into_inner();
-        let mut policy = self.policy().await;
-        let group = policy
-            .create_group(pol::CreateGroupRequest {
-                name: format!("{username}-group"),
-                description: String::new(),
-                priority: 10,
-            })
-            .await
-            .expect("create group")
-            .into_inner();
-        for (setting, value) in settings {
-            policy
-                .set_group_setting(pol::SetGroupSettingRequest {
-                    group_id: group.id.clone(),
-                    name: (*setting).into(),
-                    value: None,
-                    raw_value: (*value).into(),
-                })
-                .await
-                .unwrap_or_else(|e| panic!("set {setting}={value}: {e}"));
-        }
-        policy
-            .add_group_member(pol::GroupMemberRequest {
-                group_id: group.id.clone(),
-                user_id: user.id.clone(),
-            })
-            .await
-            .expect("add member");
-        let credential = self
-            .running
-            .login(&username, PASSWORD)
-            .await
-            .expect("user login");
-        User {
-            id: user.id,
-            credential,
-            group_id: group.id,
-        }
+            .expect("create the user")
     }
 
     pub async fn launch(&self, user: &User) -> pb::Session {

@@ -119,8 +119,14 @@ impl Reconciler {
                 continue;
             }
             let settled = decide::is_settled(row.desired(), row.observed());
-            let quiet_agent = !row.agent_id.is_empty() && !alive.contains(&row.agent_id);
-            let lost_returning = row.observed() == ObservedState::Lost && !quiet_agent;
+            let quiet_agent = !row.agent_id.is_empty()
+                && !alive.contains(&row.agent_id)
+                && matches!(
+                    self.core.agent(&row.agent_id).await,
+                    Ok((decide::AgentFact::Missing(d), _)) if d >= Duration::from_secs(self.core.config.lost_grace_secs)
+                );
+            let lost_returning =
+                row.observed() == ObservedState::Lost && alive.contains(&row.agent_id);
             if !settled || quiet_agent || lost_returning {
                 self.clone().dispatch(row.id);
             }
@@ -274,6 +280,13 @@ fn event_for(row: &Row, to: ObservedState) -> Option<&'static str> {
 
 /// One step for one session. `Ok(true)`: something changed, look again.
 pub async fn step(core: &Core, id: &str) -> ApiResult<bool> {
+    // Look first, without writing: most passes find nothing to do.
+    let Some(row) = core.store.get(id).await? else {
+        return Ok(false);
+    };
+    if decided(core, &row).await?.0 == Action::Nothing {
+        return Ok(false);
+    }
     let until = Utc::now() + lease_length(core);
     if !core.store.lease(id, &core.replica, until).await? {
         return Ok(false);
@@ -285,10 +298,8 @@ pub async fn step(core: &Core, id: &str) -> ApiResult<bool> {
     result
 }
 
-async fn step_leased(core: &Core, id: &str) -> ApiResult<bool> {
-    let Some(row) = core.store.get(id).await? else {
-        return Ok(false);
-    };
+/// The next action for `row`, and the address of its agent.
+async fn decided(core: &Core, row: &Row) -> ApiResult<(Action, String)> {
     let (agent_fact, status) = if row.agent_id.is_empty() {
         (decide::AgentFact::Alive, None)
     } else {
@@ -303,11 +314,20 @@ async fn step_leased(core: &Core, id: &str) -> ApiResult<bool> {
         in_state_for,
     };
     let action = decide::decide(&facts, &timeouts(core));
+    tracing::trace!(session_id = %row.id, ?facts, ?action, "decided");
+    Ok((action, status.map(|s| s.address).unwrap_or_default()))
+}
+
+async fn step_leased(core: &Core, id: &str) -> ApiResult<bool> {
+    // Read again under the lease: another replica may have moved it on meanwhile.
+    let Some(row) = core.store.get(id).await? else {
+        return Ok(false);
+    };
+    let (action, address) = decided(core, &row).await?;
     if action == Action::Nothing {
         return Ok(false);
     }
-    tracing::debug!(session_id = %id, ?facts, ?action, "reconcile");
-    let address = status.map(|s| s.address).unwrap_or_default();
+    tracing::debug!(session_id = %id, ?action, "reconcile");
     let run = Run {
         core,
         row: &row,
@@ -577,7 +597,6 @@ impl Run<'_> {
             .map(|p| String::from_utf8_lossy(&p).into_owned())
             .unwrap_or_default();
         let started = Instant::now();
-        let mut pause = Duration::from_millis(20);
         while started.elapsed() < READY_SLICE {
             let probe = atrium_workspace::client::get(
                 addr,
@@ -598,8 +617,13 @@ impl Run<'_> {
                 }
                 return Ok(wrote);
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(250));
+            // A short, steady interval: launch latency is what users wait for.
+            let pause = if started.elapsed() < Duration::from_secs(5) {
+                25
+            } else {
+                200
+            };
+            tokio::time::sleep(Duration::from_millis(pause)).await;
         }
         // Not yet: the next pass continues (the start timeout ends it if it never answers).
         Ok(false)

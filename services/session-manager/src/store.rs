@@ -185,6 +185,27 @@ impl Store {
         Ok(row)
     }
 
+    /// Inserts sessions as they are, in batches (imports and scale benchmarks: no admission,
+    /// no events).
+    pub async fn import(&self, rows: &[Row]) -> ApiResult<()> {
+        for chunk in rows.chunks(500) {
+            session::Entity::insert_many(chunk.iter().map(active))
+                .exec_without_returning(&self.db)
+                .await
+                .map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    /// Every audit event of `kind` (benchmarks, tests).
+    pub async fn audit_of_kind(&self, kind: &str) -> ApiResult<Vec<audit_event::Model>> {
+        audit_event::Entity::find()
+            .filter(audit_event::Column::Kind.eq(kind))
+            .all(&self.db)
+            .await
+            .map_err(db_err)
+    }
+
     /// The current reservations, outside any admission (for ExplainPlacement).
     pub async fn reservations(&self, user_id: &str) -> ApiResult<AdmissionView> {
         admission_view(&self.db, user_id).await
