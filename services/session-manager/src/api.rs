@@ -395,8 +395,20 @@ impl SessionService for SessionApi {
             .list(&filter, page.after.as_deref(), page.fetch_limit())
             .await?;
         let (rows, page) = page.finish(rows, |r| r.id.clone());
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        // Deadlines in one round trip; a list still answers while Redis is away.
+        let deadlines = self
+            .core
+            .deadlines
+            .get_many(&ids)
+            .await
+            .unwrap_or_else(|_| vec![None; ids.len()]);
         Ok(Response::new(pb::ListSessionsResponse {
-            sessions: rows.iter().map(|r| to_proto(r, None)).collect(),
+            sessions: rows
+                .iter()
+                .zip(deadlines)
+                .map(|(r, d)| to_proto(r, d))
+                .collect(),
             page: Some(page),
         }))
     }

@@ -35,6 +35,8 @@ pub trait Deadlines: Send + Sync + 'static {
     /// Moves an existing deadline (one round trip); `false` when the session has none.
     async fn extend(&self, session_id: &str, at_ms: i64) -> Result<bool, DeadlineError>;
     async fn get(&self, session_id: &str) -> Result<Option<i64>, DeadlineError>;
+    /// The deadlines of several sessions in one round trip, in order.
+    async fn get_many(&self, session_ids: &[String]) -> Result<Vec<Option<i64>>, DeadlineError>;
     /// Forgets the session (deadline and any claim).
     async fn remove(&self, session_id: &str) -> Result<(), DeadlineError>;
     /// Claims up to `limit` entries due at `now_ms`, and claims whose lease ran out; each is
@@ -179,6 +181,20 @@ impl Deadlines for RedisDeadlines {
         Ok(score.map(|s| s as i64))
     }
 
+    async fn get_many(&self, session_ids: &[String]) -> Result<Vec<Option<i64>>, DeadlineError> {
+        if session_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = self.conn().await?;
+        let scores: Vec<Option<f64>> = redis::cmd("ZMSCORE")
+            .arg(&self.keys.deadlines)
+            .arg(session_ids)
+            .query_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        Ok(scores.into_iter().map(|s| s.map(|s| s as i64)).collect())
+    }
+
     async fn remove(&self, session_id: &str) -> Result<(), DeadlineError> {
         let mut c = self.conn().await?;
         redis::pipe()
@@ -319,6 +335,14 @@ impl Deadlines for MemoryDeadlines {
         Ok(self.lock().by_id.get(session_id).copied())
     }
 
+    async fn get_many(&self, session_ids: &[String]) -> Result<Vec<Option<i64>>, DeadlineError> {
+        let inner = self.lock();
+        Ok(session_ids
+            .iter()
+            .map(|id| inner.by_id.get(id).copied())
+            .collect())
+    }
+
     async fn remove(&self, session_id: &str) -> Result<(), DeadlineError> {
         let mut inner = self.lock();
         if let Some(at) = inner.by_id.remove(session_id) {
@@ -411,6 +435,13 @@ pub mod conformance {
         assert_eq!(store.get(&id("a")).await.expect("get"), Some(now + 500));
         assert!(store.extend(&id("a"), now + 900).await.expect("extend"));
         assert_eq!(store.get(&id("a")).await.expect("get"), Some(now + 900));
+        assert_eq!(
+            store
+                .get_many(&[id("a"), id("none")])
+                .await
+                .expect("get many"),
+            vec![Some(now + 900), None]
+        );
         store.remove(&id("a")).await.expect("remove");
         assert_eq!(store.get(&id("a")).await.expect("get"), None);
 
