@@ -20,7 +20,6 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use atrium_heartbeat::{AgentStatus, Capacity, HeartbeatStore, RedisHeartbeats};
 use atrium_integration_tests::{
     Role, Sandbox, TestUser, demo_image, demo_workspace, user_with_settings,
 };
@@ -36,29 +35,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn redis_url() -> String {
     std::env::var("ATRIUM_TEST_REDIS_URL").expect("ATRIUM_TEST_REDIS_URL")
-}
-
-/// A heartbeat with no agent behind it (labelled: simulated).
-async fn simulated_agent(sandbox: &Sandbox, id: &str) {
-    let store = RedisHeartbeats::with_namespace(&redis_url(), sandbox.redis_namespace()).unwrap();
-    let status = AgentStatus {
-        agent_id: id.into(),
-        zone: "default".into(),
-        state: "active".into(),
-        capacity: Some(Capacity {
-            cores: 100_000.0,
-            memory_mib: 1 << 40,
-            gpus: 0,
-        }),
-        allocated: Some(Capacity::default()),
-        address: "127.0.0.1:9".into(),
-        updated_at: Some(prost_types::Timestamp {
-            seconds: Utc::now().timestamp(),
-            nanos: 0,
-        }),
-        ..Default::default()
-    };
-    store.put(&status, Duration::from_secs(3600)).await.unwrap();
 }
 
 async fn sessions_as(sandbox: &Sandbox, user: &TestUser) -> SessionClient {
@@ -133,7 +109,13 @@ async fn keepalive() {
     let sandbox = Sandbox::start(&[Role::Identity, Role::Policy, Role::SessionManager])
         .await
         .unwrap();
-    simulated_agent(&sandbox, "simulated-agent").await;
+    atrium_integration_tests::simulated_agent(
+        &redis_url(),
+        sandbox.redis_namespace(),
+        "simulated-agent",
+    )
+    .await
+    .unwrap();
     let admin = sandbox.admin().unwrap().clone();
     let workspace = demo_workspace(
         sandbox.running(),

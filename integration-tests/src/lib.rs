@@ -432,3 +432,35 @@ pub fn demo_image() -> anyhow::Result<String> {
     }
     Ok(tag)
 }
+
+/// Writes a heartbeat for an agent that does not exist — labelled *simulated* wherever it is
+/// used — with room for many sessions and an address where nothing listens (every call to it
+/// fails and is retried). For scale benchmarks and scenarios that need placement but no
+/// containers.
+pub async fn simulated_agent(
+    redis_url: &str,
+    namespace: &str,
+    agent_id: &str,
+) -> anyhow::Result<()> {
+    use atrium_heartbeat::{AgentStatus, Capacity, HeartbeatStore, RedisHeartbeats};
+    let store = RedisHeartbeats::with_namespace(redis_url, namespace)?;
+    let status = AgentStatus {
+        agent_id: agent_id.into(),
+        zone: "default".into(),
+        state: "active".into(),
+        capacity: Some(Capacity {
+            cores: 100_000.0,
+            memory_mib: 1 << 40,
+            gpus: 0,
+        }),
+        allocated: Some(Capacity::default()),
+        address: "127.0.0.1:9".into(),
+        updated_at: Some(prost_types::Timestamp {
+            seconds: chrono::Utc::now().timestamp(),
+            nanos: 0,
+        }),
+        ..Default::default()
+    };
+    store.put(&status, Duration::from_secs(3600)).await?;
+    Ok(())
+}

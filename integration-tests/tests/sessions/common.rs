@@ -146,7 +146,12 @@ impl Stack {
                     .unwrap_or_else(|| env("ATRIUM_TEST_REDIS_URL")),
             ),
         };
-        let image = demo_image();
+        // Without an agent here nothing runs it: placement needs only its name.
+        let image = if opts.roles.contains(&Role::Agent) {
+            demo_image()
+        } else {
+            "atrium/workspace-demo:latest".to_owned()
+        };
         let mut config = LaunchConfig::ephemeral(&data_dir);
         config.redis_url = Some(Secret::new(redis_url.clone()));
         config.storage = Storage::Postgres {

@@ -4,7 +4,6 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use atrium_heartbeat::{AgentStatus, Capacity, HeartbeatStore, RedisHeartbeats};
 use atrium_launcher::Role;
 use atrium_proto::session::v1 as pb;
 use atrium_session_manager::store::Store;
@@ -123,31 +122,6 @@ async fn a_session_manager_restarted_mid_launch_completes_the_launch() {
     assert_eq!(ids.split_whitespace().count(), 1, "{ids}");
 }
 
-/// A heartbeat for an agent that does not exist (labelled: simulated), with room for many.
-async fn simulated_agent(stack: &Stack) -> RedisHeartbeats {
-    let store = RedisHeartbeats::with_namespace(&stack.redis_url, &stack.namespace).unwrap();
-    let status = AgentStatus {
-        agent_id: "simulated-agent".into(),
-        zone: "default".into(),
-        state: "active".into(),
-        capacity: Some(Capacity {
-            cores: 1000.0,
-            memory_mib: 1 << 30,
-            gpus: 0,
-        }),
-        allocated: Some(Capacity::default()),
-        // Nothing listens there: every call to it fails and is retried with backoff.
-        address: "127.0.0.1:9".into(),
-        updated_at: Some(prost_types::Timestamp {
-            seconds: chrono::Utc::now().timestamp(),
-            nanos: 0,
-        }),
-        ..Default::default()
-    };
-    store.put(&status, Duration::from_secs(600)).await.unwrap();
-    store
-}
-
 fn postgres_url(database: &str) -> String {
     let admin = std::env::var("ATRIUM_TEST_POSTGRES_URL").unwrap();
     let (base, _) = admin.rsplit_once('/').unwrap();
@@ -169,7 +143,9 @@ async fn two_replicas_act_on_each_of_200_expiries_exactly_once() {
         ..Opts::default()
     })
     .await;
-    let _agent = simulated_agent(&a).await;
+    atrium_integration_tests::simulated_agent(&a.redis_url, &a.namespace, "simulated-agent")
+        .await
+        .unwrap();
     let user = a
         .user(
             "many",

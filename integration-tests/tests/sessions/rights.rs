@@ -242,3 +242,201 @@ async fn twenty_concurrent_launches_onto_room_for_ten_place_exactly_ten() {
         explained.summary
     );
 }
+
+/// Each sessions permission grants exactly itself over other users' sessions: a user holding
+/// only it tries every other path and is refused. Services: only the gateway's certificate
+/// reads secrets, and an agent's certificate reaches nothing here. Sessions sit on a simulated
+/// agent (no containers needed to decide who may do what).
+#[tokio::test]
+async fn each_sessions_permission_grants_exactly_itself() {
+    use atrium_launcher::Caller;
+    use atrium_proto::policy::v1 as pol;
+    use atrium_service_kit::auth::ServiceId;
+    let stack = Stack::start(Opts {
+        roles: vec![
+            atrium_launcher::Role::Identity,
+            atrium_launcher::Role::Policy,
+            atrium_launcher::Role::SessionManager,
+        ],
+        ..Opts::default()
+    })
+    .await;
+    atrium_integration_tests::simulated_agent(
+        &stack.redis_url,
+        &stack.namespace,
+        "simulated-agent",
+    )
+    .await
+    .unwrap();
+    let owner = stack.user("owner", &[("max_kasms_per_user", "10")]).await;
+    let mut as_owner = stack.sessions(&owner.credential).await;
+    let target = stack.launch(&owner).await;
+    let r = || pb::SessionRef {
+        session_id: target.id.clone(),
+    };
+
+    let holder = |permission: &'static str| {
+        let stack = &stack;
+        async move {
+            let u = stack.user(&permission.replace('.', "-"), &[]).await;
+            stack
+                .policy()
+                .await
+                .grant_permission(pol::GroupPermissionRequest {
+                    group_id: u.group_id.clone(),
+                    permission: permission.into(),
+                })
+                .await
+                .expect("grant");
+            // A fresh login carries nothing of it; the service asks policy each time.
+            stack.sessions(&u.credential).await
+        }
+    };
+    let denied = |result: Result<(), tonic::Status>, what: &str| {
+        let e = result.expect_err(what);
+        assert!(
+            matches!(
+                e.code(),
+                tonic::Code::PermissionDenied | tonic::Code::NotFound
+            ),
+            "{what}: {e:?}"
+        );
+    };
+
+    // sessions.view: sees it, changes nothing.
+    let mut viewer = holder("sessions.view").await;
+    viewer
+        .get_session(pb::GetSessionRequest {
+            session_id: target.id.clone(),
+        })
+        .await
+        .expect("view");
+    viewer.explain_session(r()).await.expect("explain");
+    viewer
+        .list_sessions(pb::ListSessionsRequest {
+            all_users: true,
+            ..Default::default()
+        })
+        .await
+        .expect("list all");
+    denied(viewer.keepalive(r()).await.map(|_| ()), "view: keepalive");
+    denied(viewer.pause(r()).await.map(|_| ()), "view: pause");
+    denied(viewer.stop(r()).await.map(|_| ()), "view: stop");
+    denied(viewer.resume(r()).await.map(|_| ()), "view: resume");
+    denied(viewer.delete(r()).await.map(|_| ()), "view: delete");
+    denied(
+        viewer.force_delete(r()).await.map(|_| ()),
+        "view: force delete",
+    );
+    denied(
+        viewer.get_session_secret(r()).await.map(|_| ()),
+        "view: secret",
+    );
+    denied(
+        viewer
+            .request_session(pb::RequestSessionRequest {
+                user_id: owner.id.clone(),
+                workspace_id: stack.workspace_id.clone(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+        "view: launch for another",
+    );
+
+    // sessions.modify: acts on it, but does not delete it or read its secret.
+    let mut modifier = holder("sessions.modify").await;
+    modifier.keepalive(r()).await.expect("modify: keepalive");
+    modifier.pause(r()).await.expect("modify: pause");
+    modifier.resume(r()).await.expect("modify: resume");
+    denied(modifier.delete(r()).await.map(|_| ()), "modify: delete");
+    denied(
+        modifier.force_delete(r()).await.map(|_| ()),
+        "modify: force delete",
+    );
+    denied(
+        modifier.get_session_secret(r()).await.map(|_| ()),
+        "modify: secret",
+    );
+    denied(
+        modifier
+            .exec(pb::ExecRequest {
+                session_id: target.id.clone(),
+                cmd: vec!["id".into()],
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+        "modify: free command",
+    );
+    let for_owner = modifier
+        .request_session(pb::RequestSessionRequest {
+            user_id: owner.id.clone(),
+            workspace_id: stack.workspace_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("modify: launch for another")
+        .into_inner();
+    assert_eq!(for_owner.user_id, owner.id);
+
+    // sessions.delete: deletes, and nothing else.
+    let mut deleter = holder("sessions.delete").await;
+    denied(
+        deleter.keepalive(r()).await.map(|_| ()),
+        "delete: keepalive",
+    );
+    denied(deleter.pause(r()).await.map(|_| ()), "delete: pause");
+    denied(
+        deleter.get_session_secret(r()).await.map(|_| ()),
+        "delete: secret",
+    );
+    deleter
+        .delete(pb::SessionRef {
+            session_id: for_owner.id.clone(),
+        })
+        .await
+        .expect("delete: delete");
+    deleter
+        .force_delete(r())
+        .await
+        .expect("delete: force delete");
+    let gone = as_owner
+        .get_session(pb::GetSessionRequest {
+            session_id: target.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(observed(&gone), pb::ObservedState::Deleted);
+
+    // Services: an agent's certificate reaches nothing; the gateway reads secrets (of
+    // running sessions only: this one never ran).
+    let mut as_agent = stack.sessions_as(&Caller::Service(ServiceId::Agent)).await;
+    denied(
+        as_agent
+            .get_session(pb::GetSessionRequest {
+                session_id: target.id.clone(),
+            })
+            .await
+            .map(|_| ()),
+        "agent cert: get",
+    );
+    denied(
+        as_agent.get_session_secret(r()).await.map(|_| ()),
+        "agent cert: secret",
+    );
+    denied(
+        as_agent
+            .list_sessions(pb::ListSessionsRequest::default())
+            .await
+            .map(|_| ()),
+        "agent cert: list",
+    );
+    let mut as_gateway = stack.gateway().await;
+    let not_running = as_gateway
+        .get_session_secret(r())
+        .await
+        .expect_err("no secret of a session that never ran");
+    assert_eq!(not_running.code(), tonic::Code::NotFound);
+}

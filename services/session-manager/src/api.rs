@@ -602,6 +602,30 @@ impl SessionService for SessionApi {
         if caller.user_id() != Some(row.user_id.as_str()) {
             self.require(&caller, SESSIONS_MODIFY).await?;
         }
+        // Who may, before anything about the session's state.
+        match (req.hook.trim(), req.cmd.is_empty()) {
+            ("", true) => {
+                return Err(ApiError::invalid("hook", "name a hook or give a command").into());
+            }
+            (_, true) => {}
+            ("", false) => {
+                // A free command is an administrator's tool.
+                let admin = match &caller {
+                    Caller::Service(_) => true,
+                    Caller::User(id) => self.core.peers.permissions(id).await?.administrator,
+                    Caller::Key(_) => false,
+                };
+                if !admin {
+                    return Err(ApiError::PermissionDenied(
+                        "only administrators run commands in sessions; users run the workspace's hooks".into(),
+                    )
+                    .into());
+                }
+            }
+            (_, false) => {
+                return Err(ApiError::invalid("cmd", "give a hook or a command, not both").into());
+            }
+        }
         if row.observed() != ObservedState::Running {
             return Err(ApiError::FailedPrecondition(format!(
                 "session {} is {}; commands run only in running sessions",
@@ -617,60 +641,40 @@ impl SessionService for SessionApi {
             .ok_or_else(|| {
                 ApiError::Unavailable(format!("agent {} is not reachable", row.agent_id))
             })?;
-        let answer = match (req.hook.trim(), req.cmd.is_empty()) {
-            ("", true) => {
-                return Err(ApiError::invalid("hook", "name a hook or give a command").into());
-            }
-            (hook, true) => {
-                let spec = self.core.open_spec(&row)?;
-                let h = spec.hooks.get(hook).ok_or_else(|| {
-                    ApiError::invalid(
-                        "hook",
-                        format!(
-                            "workspace {} has no {hook:?} hook (first_launch, go, assign)",
-                            row.workspace_id
-                        ),
-                    )
-                })?;
-                let mut extra = Vec::new();
-                if !req.url.is_empty() {
-                    if !(req.url.starts_with("http://") || req.url.starts_with("https://")) {
-                        return Err(
-                            ApiError::invalid("url", "must be an http:// or https:// URL").into(),
-                        );
-                    }
-                    extra.push(("KASM_URL".to_owned(), req.url.clone()));
-                }
-                reconciler::run_hook(&self.core, &row, &address, h, &extra).await?
-            }
-            ("", false) => {
-                // A free command is an administrator's tool.
-                let admin = match &caller {
-                    Caller::Service(_) => true,
-                    Caller::User(id) => self.core.peers.permissions(id).await?.administrator,
-                    Caller::Key(_) => false,
-                };
-                if !admin {
-                    return Err(ApiError::PermissionDenied(
-                        "only administrators run commands in sessions; users run the workspace's hooks".into(),
-                    )
-                    .into());
-                }
-                reconciler::exec(
-                    &self.core,
-                    &row,
-                    &address,
-                    req.cmd.clone(),
-                    "",
-                    HashMap::new(),
-                    "",
-                    false,
+        let answer = if req.cmd.is_empty() {
+            let hook = req.hook.trim();
+            let spec = self.core.open_spec(&row)?;
+            let h = spec.hooks.get(hook).ok_or_else(|| {
+                ApiError::invalid(
+                    "hook",
+                    format!(
+                        "workspace {} has no {hook:?} hook (first_launch, go, assign)",
+                        row.workspace_id
+                    ),
                 )
-                .await?
+            })?;
+            let mut extra = Vec::new();
+            if !req.url.is_empty() {
+                if !(req.url.starts_with("http://") || req.url.starts_with("https://")) {
+                    return Err(
+                        ApiError::invalid("url", "must be an http:// or https:// URL").into(),
+                    );
+                }
+                extra.push(("KASM_URL".to_owned(), req.url.clone()));
             }
-            (_, false) => {
-                return Err(ApiError::invalid("cmd", "give a hook or a command, not both").into());
-            }
+            reconciler::run_hook(&self.core, &row, &address, h, &extra).await?
+        } else {
+            reconciler::exec(
+                &self.core,
+                &row,
+                &address,
+                req.cmd.clone(),
+                "",
+                HashMap::new(),
+                "",
+                false,
+            )
+            .await?
         };
         self.audit_later(audit(
             "session.exec",
