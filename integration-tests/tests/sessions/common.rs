@@ -334,6 +334,22 @@ pub async fn watch_until(
     }
 }
 
+/// Follows the session until it is in `state` (at most 90 s); every update seen.
+pub async fn reach(client: &mut Sessions, id: &str, state: pb::ObservedState) -> Vec<pb::Session> {
+    watch_until(client, id, Duration::from_secs(90), is(state)).await
+}
+
+/// Deletes the session and waits until the agent has confirmed it gone.
+pub async fn delete_and_wait(client: &mut Sessions, id: &str) {
+    client
+        .delete(pb::SessionRef {
+            session_id: id.into(),
+        })
+        .await
+        .expect("delete");
+    reach(client, id, pb::ObservedState::Deleted).await;
+}
+
 pub fn observed(s: &pb::Session) -> pb::ObservedState {
     pb::ObservedState::try_from(s.observed_state).unwrap_or(pb::ObservedState::Unspecified)
 }

@@ -45,11 +45,10 @@ async fn expiry_applies_each_action_and_time_limits_ignore_keepalives() {
 
     // The time-limited session: keepalives do not move its end.
     let mut as_limited = stack.sessions(&limited.credential).await;
-    watch_until(
+    reach(
         &mut as_limited,
         &limited_session.id,
-        Duration::from_secs(60),
-        is(pb::ObservedState::Running),
+        pb::ObservedState::Running,
     )
     .await;
     let kept = as_limited

@@ -31,22 +31,10 @@ async fn killing_the_agent_makes_its_sessions_lost_within_the_grace() {
     let frank = control.user("frank", &[]).await;
     let mut sessions = control.sessions(&frank.credential).await;
     let s = control.launch(&frank).await;
-    watch_until(
-        &mut sessions,
-        &s.id,
-        Duration::from_secs(60),
-        is(pb::ObservedState::Running),
-    )
-    .await;
+    reach(&mut sessions, &s.id, pb::ObservedState::Running).await;
     let killed = Instant::now();
     drop(agent.running);
-    let seen = watch_until(
-        &mut sessions,
-        &s.id,
-        Duration::from_secs(30),
-        is(pb::ObservedState::Lost),
-    )
-    .await;
+    let seen = reach(&mut sessions, &s.id, pb::ObservedState::Lost).await;
     // Heartbeat TTL (3 × 1 s) + grace (3 s) + a pass.
     assert!(
         killed.elapsed() < Duration::from_secs(15),
@@ -58,19 +46,7 @@ async fn killing_the_agent_makes_its_sessions_lost_within_the_grace() {
         "{seen:?}"
     );
     // Deleting a lost session whose agent is gone completes without it.
-    sessions
-        .delete(pb::SessionRef {
-            session_id: s.id.clone(),
-        })
-        .await
-        .expect("delete");
-    watch_until(
-        &mut sessions,
-        &s.id,
-        Duration::from_secs(30),
-        is(pb::ObservedState::Deleted),
-    )
-    .await;
+    delete_and_wait(&mut sessions, &s.id).await;
 }
 
 #[tokio::test]
@@ -108,13 +84,7 @@ async fn a_session_manager_restarted_mid_launch_completes_the_launch() {
     let second = Stack::start(replica()).await;
     eprintln!("second replica up after {:?}", t.elapsed());
     let mut sessions = second.sessions(&grace.credential).await;
-    let seen = watch_until(
-        &mut sessions,
-        &requested.id,
-        Duration::from_secs(90),
-        is(pb::ObservedState::Running),
-    )
-    .await;
+    let seen = reach(&mut sessions, &requested.id, pb::ObservedState::Running).await;
     assert!(seen.last().unwrap().port > 0);
     // One container for it, not two.
     let filter = format!("label=atrium.session_id={}", requested.id);
@@ -289,13 +259,7 @@ async fn without_redis_nothing_is_reaped_and_deadlines_come_back_with_it() {
     let henry = stack.user("henry", &[("keepalive_expiration", "4")]).await;
     let mut sessions = stack.sessions(&henry.credential).await;
     let s = stack.launch(&henry).await;
-    watch_until(
-        &mut sessions,
-        &s.id,
-        Duration::from_secs(60),
-        is(pb::ObservedState::Running),
-    )
-    .await;
+    reach(&mut sessions, &s.id, pb::ObservedState::Running).await;
 
     redis.stop();
     let refused = sessions

@@ -26,13 +26,7 @@ async fn a_launch_streams_its_progress_runs_is_kept_alive_and_is_deleted() {
     assert_eq!(observed(&requested), pb::ObservedState::Requested);
     assert!(requested.expires_at.is_some(), "a deadline from the start");
 
-    let seen = watch_until(
-        &mut sessions,
-        &requested.id,
-        Duration::from_secs(60),
-        is(pb::ObservedState::Running),
-    )
-    .await;
+    let seen = reach(&mut sessions, &requested.id, pb::ObservedState::Running).await;
     let states: Vec<pb::ObservedState> = seen.iter().map(observed).collect();
     assert!(states.contains(&pb::ObservedState::Starting), "{states:?}");
     let progress: Vec<u32> = seen.iter().map(|s| s.progress).collect();
@@ -118,19 +112,7 @@ async fn a_launch_streams_its_progress_runs_is_kept_alive_and_is_deleted() {
     assert_eq!(all.code(), tonic::Code::PermissionDenied);
 
     // Delete is complete only when the agent confirms the container is gone.
-    sessions
-        .delete(pb::SessionRef {
-            session_id: running.id.clone(),
-        })
-        .await
-        .expect("delete");
-    watch_until(
-        &mut sessions,
-        &running.id,
-        Duration::from_secs(30),
-        is(pb::ObservedState::Deleted),
-    )
-    .await;
+    delete_and_wait(&mut sessions, &running.id).await;
     let filter = format!("label=atrium.session_id={}", running.id);
     let (_, left) = docker_cli(&["ps", "-aq", "--filter", &filter]);
     assert!(left.is_empty(), "the container is still there: {left}");
@@ -173,13 +155,7 @@ async fn stop_pause_and_resume_keep_the_users_files_and_go_resumes() {
         .expect("go")
         .into_inner();
     assert_eq!(go.workspace_id, stack.workspace_id);
-    watch_until(
-        &mut sessions,
-        &go.id,
-        Duration::from_secs(60),
-        is(pb::ObservedState::Running),
-    )
-    .await;
+    reach(&mut sessions, &go.id, pb::ObservedState::Running).await;
     let gateway = &mut stack.gateway().await;
     let secret = |g: &mut Sessions| {
         let id = go.id.clone();
@@ -210,13 +186,7 @@ async fn stop_pause_and_resume_keep_the_users_files_and_go_resumes() {
         })
         .await
         .expect("stop");
-    watch_until(
-        &mut sessions,
-        &go.id,
-        Duration::from_secs(30),
-        is(pb::ObservedState::Stopped),
-    )
-    .await;
+    reach(&mut sessions, &go.id, pb::ObservedState::Stopped).await;
     let explained = sessions
         .explain_session(pb::SessionRef {
             session_id: go.id.clone(),
@@ -236,13 +206,7 @@ async fn stop_pause_and_resume_keep_the_users_files_and_go_resumes() {
         .expect("go")
         .into_inner();
     assert_eq!(again.id, go.id);
-    watch_until(
-        &mut sessions,
-        &go.id,
-        Duration::from_secs(60),
-        is(pb::ObservedState::Running),
-    )
-    .await;
+    reach(&mut sessions, &go.id, pb::ObservedState::Running).await;
     let s = secret(gateway).await;
     let addr: SocketAddr = format!("{}:{}", s.host, s.port).parse().unwrap();
     let notes = get(addr, "/notes", Some((USER, s.password.as_str())))
@@ -256,26 +220,14 @@ async fn stop_pause_and_resume_keep_the_users_files_and_go_resumes() {
         })
         .await
         .expect("pause");
-    watch_until(
-        &mut sessions,
-        &go.id,
-        Duration::from_secs(30),
-        is(pb::ObservedState::Paused),
-    )
-    .await;
+    reach(&mut sessions, &go.id, pb::ObservedState::Paused).await;
     sessions
         .resume(pb::SessionRef {
             session_id: go.id.clone(),
         })
         .await
         .expect("resume");
-    watch_until(
-        &mut sessions,
-        &go.id,
-        Duration::from_secs(30),
-        is(pb::ObservedState::Running),
-    )
-    .await;
+    reach(&mut sessions, &go.id, pb::ObservedState::Running).await;
     let notes = get(addr, "/notes", Some((USER, s.password.as_str())))
         .await
         .unwrap();
@@ -325,13 +277,7 @@ async fn file_mappings_and_ssh_keys_arrive_in_the_container() {
         .expect("file mapping");
     let mut sessions = stack.sessions(&carol.credential).await;
     let s = stack.launch(&carol).await;
-    watch_until(
-        &mut sessions,
-        &s.id,
-        Duration::from_secs(60),
-        is(pb::ObservedState::Running),
-    )
-    .await;
+    reach(&mut sessions, &s.id, pb::ObservedState::Running).await;
     let container = format!("atrium-session-{}", s.id);
     let read = |path: &str| {
         let out = std::process::Command::new("docker")

@@ -2,7 +2,6 @@
 //! (or with the sessions permissions), other users' sessions invisible, free commands for
 //! administrators only, and 20 concurrent launches onto an agent with room for 10.
 
-use std::time::Duration;
 
 use atrium_proto::session::v1 as pb;
 
@@ -28,13 +27,7 @@ async fn users_act_only_within_their_settings_and_on_their_own_sessions() {
     let erin = stack.user("erin", &[]).await;
     let mut as_dave = stack.sessions(&dave.credential).await;
     let s = stack.launch(&dave).await;
-    watch_until(
-        &mut as_dave,
-        &s.id,
-        Duration::from_secs(60),
-        is(pb::ObservedState::Running),
-    )
-    .await;
+    reach(&mut as_dave, &s.id, pb::ObservedState::Running).await;
 
     // max_kasms_per_user 1: the second launch is refused with the reason.
     let second = as_dave
@@ -153,13 +146,7 @@ async fn users_act_only_within_their_settings_and_on_their_own_sessions() {
         .into_inner();
     assert!(all.sessions.iter().any(|x| x.id == s.id));
     as_admin.delete(r()).await.expect("admin deletes");
-    watch_until(
-        &mut as_admin,
-        &s.id,
-        Duration::from_secs(30),
-        is(pb::ObservedState::Deleted),
-    )
-    .await;
+    reach(&mut as_admin, &s.id, pb::ObservedState::Deleted).await;
 }
 
 #[tokio::test]
@@ -215,13 +202,7 @@ async fn twenty_concurrent_launches_onto_room_for_ten_place_exactly_ten() {
     // All ten come up (the agent's own check agrees).
     let mut admin = stack.sessions(&stack.admin).await;
     for s in &placed {
-        watch_until(
-            &mut admin,
-            &s.id,
-            Duration::from_secs(90),
-            is(pb::ObservedState::Running),
-        )
-        .await;
+        reach(&mut admin, &s.id, pb::ObservedState::Running).await;
     }
     // ExplainPlacement now says why nothing more fits.
     let explained = stack
