@@ -399,6 +399,27 @@ async fn wait_answering(host: &str, port: u32, password: &str) {
     }
 }
 
+/// What the session-manager asks the agent for, asked directly (the baselines).
+fn direct_spec(
+    id: &str,
+    user: &TestUser,
+    workspace: &str,
+    image: &str,
+) -> agent_pb::CreateSessionRequest {
+    agent_pb::CreateSessionRequest {
+        spec: Some(agent_pb::SessionSpec {
+            session_id: id.into(),
+            user_id: user.id.clone(),
+            workspace_id: workspace.into(),
+            image: image.into(),
+            cores: 0.05,
+            memory_mib: 64,
+            username: user.username.clone(),
+            ..Default::default()
+        }),
+    }
+}
+
 async fn launch() {
     const ROUNDS: usize = 8;
     let (sandbox, workspace, user) = docker_sandbox(8.0).await;
@@ -433,18 +454,7 @@ async fn launch() {
         let id = format!("bench-{}", uuid::Uuid::new_v4().simple());
         let t = Instant::now();
         let created = agent
-            .create_session(agent_pb::CreateSessionRequest {
-                spec: Some(agent_pb::SessionSpec {
-                    session_id: id.clone(),
-                    user_id: user.id.clone(),
-                    workspace_id: workspace.clone(),
-                    image: image.clone(),
-                    cores: 0.05,
-                    memory_mib: 64,
-                    username: user.username.clone(),
-                    ..Default::default()
-                }),
-            })
+            .create_session(direct_spec(&id, &user, &workspace, &image))
             .await
             .unwrap()
             .into_inner();
@@ -540,18 +550,7 @@ async fn stop() {
     for _ in 0..N {
         let id = format!("bench-{}", uuid::Uuid::new_v4().simple());
         let c = agent
-            .create_session(agent_pb::CreateSessionRequest {
-                spec: Some(agent_pb::SessionSpec {
-                    session_id: id.clone(),
-                    user_id: user.id.clone(),
-                    workspace_id: workspace.clone(),
-                    image: image.clone(),
-                    cores: 0.05,
-                    memory_mib: 64,
-                    username: user.username.clone(),
-                    ..Default::default()
-                }),
-            })
+            .create_session(direct_spec(&id, &user, &workspace, &image))
             .await
             .unwrap()
             .into_inner();

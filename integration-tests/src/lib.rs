@@ -375,9 +375,9 @@ pub async fn demo_workspace(
     Ok(created.id)
 }
 
-/// The demo workspace image of this checkout (`atrium image build-demo`'s recipe), tagged by
-/// a hash of its binary: built once, reused by every scenario and benchmark after.
-pub fn demo_image() -> anyhow::Result<String> {
+/// The debug `atrium-workspace` binary of this checkout, built (or found up to date) by cargo:
+/// a test of another package has no `CARGO_BIN_EXE_` for it.
+pub fn workspace_binary() -> anyhow::Result<std::path::PathBuf> {
     use std::path::PathBuf;
     use std::process::Command;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -403,12 +403,19 @@ pub fn demo_image() -> anyhow::Result<String> {
         "cargo build -p atrium-workspace: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let binary = String::from_utf8_lossy(&out.stdout)
+    String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "atrium-workspace")
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .context("cargo named no atrium-workspace executable")?;
+        .context("cargo named no atrium-workspace executable")
+}
+
+/// The demo workspace image of this checkout (`atrium image build-demo`'s recipe), tagged by
+/// a hash of its binary: built once, reused by every scenario and benchmark after.
+pub fn demo_image() -> anyhow::Result<String> {
+    use std::process::Command;
+    let binary = workspace_binary()?;
     let bytes = std::fs::read(&binary).context("read the workspace binary")?;
     let digest = {
         use sha2::Digest as _;

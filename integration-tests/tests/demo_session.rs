@@ -7,7 +7,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -54,40 +53,6 @@ impl Drop for Cleanup {
     }
 }
 
-/// The debug `atrium-workspace` binary of this checkout, built (or found up to date) by cargo:
-/// a test of another package has no `CARGO_BIN_EXE_` for it.
-fn workspace_binary() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .current_dir(&root)
-        .args([
-            "build",
-            "--quiet",
-            "--message-format=json",
-            "-p",
-            "atrium-workspace",
-            "--bin",
-            "atrium-workspace",
-        ])
-        .output()
-        .expect("run cargo build");
-    assert!(
-        out.status.success(),
-        "cargo build -p atrium-workspace: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "atrium-workspace")
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .expect("cargo named the atrium-workspace executable")
-}
-
 async fn wait_healthy(addr: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -117,7 +82,7 @@ async fn a_demo_session_is_reachable_over_https_with_its_password() {
         agent_id,
     };
 
-    let binary = workspace_binary();
+    let binary = atrium_integration_tests::workspace_binary().expect("the workspace binary");
     let options = BuildOptions::new(tag.clone(), BinarySource::Prebuilt(binary));
     tokio::task::spawn_blocking(move || build_image(&options, &mut |line| println!("{line}")))
         .await

@@ -2,7 +2,6 @@
 //! (or with the sessions permissions), other users' sessions invisible, free commands for
 //! administrators only, and 20 concurrent launches onto an agent with room for 10.
 
-
 use atrium_proto::session::v1 as pb;
 
 use crate::common::*;
