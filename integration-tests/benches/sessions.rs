@@ -122,7 +122,7 @@ async fn keepalive() {
         &admin,
         "atrium/simulated:latest",
         0.01,
-        16,
+        64,
     )
     .await
     .unwrap();
