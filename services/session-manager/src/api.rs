@@ -107,7 +107,13 @@ pub fn to_proto(row: &Row, expires_ms: Option<i64>) -> pb::Session {
         },
         created_at: Some(ts(row.created_at)),
         started_at: row.started_at.map(ts),
-        last_keepalive_at: row.last_keepalive_at.map(ts),
+        // The keepalive deadline is last keepalive + keepalive_expiration (the creation counts
+        // as the first keepalive); with a time limit there is none to derive.
+        last_keepalive_at: row.last_keepalive_at.map(ts).or_else(|| {
+            expires_ms
+                .filter(|_| row.time_limit_secs.is_none() && row.desired() == DesiredState::Running)
+                .and_then(|ms| ts_ms(ms - row.keepalive_secs.saturating_mul(1000)))
+        }),
         expires_at: expires_ms.and_then(ts_ms),
         updated_at: Some(ts(row.updated_at)),
         url: row.url.clone(),
@@ -155,6 +161,23 @@ impl SessionApi {
     async fn visible(&self, caller: &Caller, id: &str, permission: &str) -> ApiResult<Row> {
         let id = session_id(id)?;
         let row = self.core.store.get(&id).await?;
+        self.authorize(caller, &id, row, permission).await
+    }
+
+    /// As [`Self::visible`], from the keepalive path's row cache.
+    async fn visible_for_keepalive(&self, caller: &Caller, id: &str) -> ApiResult<Row> {
+        let id = session_id(id)?;
+        let row = self.core.session_for_keepalive(&id).await?;
+        self.authorize(caller, &id, row, SESSIONS_MODIFY).await
+    }
+
+    async fn authorize(
+        &self,
+        caller: &Caller,
+        id: &str,
+        row: Option<Row>,
+        permission: &str,
+    ) -> ApiResult<Row> {
         let not_found = || ApiError::not_found(format!("session {id}"));
         let row = row.ok_or_else(not_found)?;
         if caller.user_id() == Some(row.user_id.as_str()) {
@@ -419,7 +442,7 @@ impl SessionService for SessionApi {
     ) -> Result<Response<pb::KeepaliveResponse>, Status> {
         let caller = caller(&request)?;
         let row = self
-            .visible(&caller, &request.get_ref().session_id, SESSIONS_MODIFY)
+            .visible_for_keepalive(&caller, &request.get_ref().session_id)
             .await?;
         if caller.user_id() != Some(row.user_id.as_str()) {
             self.require(&caller, SESSIONS_MODIFY).await?;

@@ -24,6 +24,10 @@ pub type SharedCore = Arc<Core>;
 
 /// How long a read of every heartbeat is reused.
 const AGENTS_TTL: Duration = Duration::from_millis(500);
+/// How long the keepalive path reuses a session's row. This replica's own writes refresh it at
+/// once; another replica's change is seen within this time (and a stale row can never extend
+/// a deadline it should not: see [`Core::session_for_keepalive`]).
+const KEEPALIVE_ROW_TTL: Duration = Duration::from_secs(1);
 
 /// What a session's container is made from, decided at admission and sealed in its row.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -74,6 +78,8 @@ pub struct Core {
     nudges: mpsc::UnboundedSender<String>,
     agent_cache: tokio::sync::Mutex<AgentCache>,
     missing_since: Mutex<HashMap<String, Instant>>,
+    /// Recent rows for the keepalive path, by session id.
+    rows: Mutex<HashMap<String, (Instant, Row)>>,
     /// Whether the deadline store answered on its last use, and why not.
     deadlines_ok: AtomicBool,
     deadlines_error: Mutex<String>,
@@ -107,6 +113,7 @@ impl Core {
                     agents: Vec::new(),
                 }),
                 missing_since: Mutex::new(HashMap::new()),
+                rows: Mutex::new(HashMap::new()),
                 deadlines_ok: AtomicBool::new(true),
                 deadlines_error: Mutex::new(String::new()),
             },
@@ -116,13 +123,42 @@ impl Core {
 
     /// Tells watchers about a change and the reconciler to look at the session now.
     pub fn changed(&self, row: &Row) {
+        self.remember_row(row);
         let _ = self.changes.send(row.clone());
         let _ = self.nudges.send(row.id.clone());
     }
 
     /// Tells watchers only (the reconciler wrote it and carries on by itself).
     pub fn announce(&self, row: &Row) {
+        self.remember_row(row);
         let _ = self.changes.send(row.clone());
+    }
+
+    fn remember_row(&self, row: &Row) {
+        let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
+        if rows.contains_key(&row.id) {
+            rows.insert(row.id.clone(), (Instant::now(), row.clone()));
+        }
+    }
+
+    /// The session's row for a keepalive, reused for up to a second. Staleness is harmless
+    /// there: owner, workspace and time limit never change, and a session that stopped
+    /// running meanwhile has no keepalive deadline left to move (the extend finds nothing).
+    pub async fn session_for_keepalive(&self, id: &str) -> ApiResult<Option<Row>> {
+        if let Some((at, row)) = self.rows.lock().unwrap_or_else(|p| p.into_inner()).get(id)
+            && at.elapsed() < KEEPALIVE_ROW_TTL
+        {
+            return Ok(Some(row.clone()));
+        }
+        let row = self.store.get(id).await?;
+        if let Some(row) = &row {
+            let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
+            if rows.len() > 100_000 {
+                rows.clear();
+            }
+            rows.insert(row.id.clone(), (Instant::now(), row.clone()));
+        }
+        Ok(row)
     }
 
     pub fn nudge(&self, id: &str) {
@@ -256,33 +292,45 @@ impl Core {
             .ok_or_else(|| {
                 ApiError::FailedPrecondition(format!("session {} is being deleted", row.id))
             })?;
+        if row.desired() != desired {
+            self.after_desired(&updated, desired).await?;
+        } else {
+            self.changed(&updated);
+        }
+        Ok(updated)
+    }
+
+    /// Keeps the deadline in step with a new desired state, and tells everyone.
+    pub async fn after_desired(&self, updated: &Row, desired: DesiredState) -> ApiResult<()> {
         match desired {
             DesiredState::Deleted => {
-                if let Err(e) = self.deadlines.remove(&row.id).await {
+                if let Err(e) = self.deadlines.remove(&updated.id).await {
                     // The reaper will find the session deleted and let the entry go.
-                    tracing::warn!(session_id = %row.id, error = %e, "deadline not removed");
+                    tracing::warn!(session_id = %updated.id, error = %e, "deadline not removed");
                 }
             }
-            DesiredState::Running if row.desired() != DesiredState::Running => {
+            DesiredState::Running => {
                 // Resumed: it lives a keepalive from now again (never past a hard limit).
-                let settings = self.peers.settings(&row.user_id).await.unwrap_or_default();
-                let at =
-                    self.deadline_for(&updated, settings.keepalive_expiration_secs, Utc::now());
-                self.set_deadline(&row.id, at).await?;
+                let settings = self
+                    .peers
+                    .settings(&updated.user_id)
+                    .await
+                    .unwrap_or_default();
+                let at = self.deadline_for(updated, settings.keepalive_expiration_secs, Utc::now());
+                self.set_deadline(&updated.id, at).await?;
             }
             DesiredState::Paused | DesiredState::Stopped => {
                 // At rest: only a hard limit still ends it.
                 match updated.hard_deadline() {
-                    Some(hard) => self.set_deadline(&row.id, hard).await?,
+                    Some(hard) => self.set_deadline(&updated.id, hard).await?,
                     None => {
-                        let _ = self.deadlines.remove(&row.id).await;
+                        let _ = self.deadlines.remove(&updated.id).await;
                     }
                 }
             }
-            DesiredState::Running => {}
         }
-        self.changed(&updated);
-        Ok(updated)
+        self.changed(updated);
+        Ok(())
     }
 
     pub async fn set_deadline(&self, id: &str, at: DateTime<Utc>) -> ApiResult<()> {

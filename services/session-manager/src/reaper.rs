@@ -3,12 +3,12 @@
 //! session_time_limit is what ran out. While the deadline store cannot be reached nothing is
 //! reaped; when it returns having lost its data, deadlines are rebuilt from the database.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use atrium_service_kit::{ApiResult, Shutdown};
 use chrono::Utc;
-use futures::StreamExt as _;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 
@@ -92,17 +92,9 @@ pub async fn run(core: SharedCore, metrics: ReaperMetrics, stop: Shutdown) -> an
                 }
             };
             let full = due.len() == BATCH;
-            futures::stream::iter(due)
-                .for_each_concurrent(64, |d| {
-                    let core = core.clone();
-                    let metrics = metrics.clone();
-                    async move {
-                        if let Err(e) = expire(&core, &d, &metrics).await {
-                            tracing::warn!(session_id = %d.session_id, error = %e, "expiry not applied; retried when the claim lapses");
-                        }
-                    }
-                })
-                .await;
+            if let Err(e) = expire_batch(&core, &due, &metrics).await {
+                tracing::warn!(error = %e, count = due.len(), "expiries not applied; retried when their claims lapse");
+            }
             if !full || stop.is_triggered() {
                 break;
             }
@@ -150,46 +142,69 @@ async fn ensure_intact(core: &Arc<Core>) -> Result<(), String> {
     Ok(())
 }
 
-async fn expire(core: &Core, due: &Due, metrics: &ReaperMetrics) -> ApiResult<()> {
-    let Some(row) = core.store.get(&due.session_id).await? else {
-        let _ = core.deadlines.done(&due.session_id).await;
-        return Ok(());
-    };
-    if row.desired() == DesiredState::Deleted || row.observed().is_terminal() {
-        let _ = core.deadlines.done(&due.session_id).await;
+/// Applies a batch of claimed expiries: one read, one write per action, then the deadlines.
+async fn expire_batch(core: &Core, due: &[Due], metrics: &ReaperMetrics) -> ApiResult<()> {
+    if due.is_empty() {
         return Ok(());
     }
-    let settings = core.owner_settings(&row).await;
+    let ids: Vec<String> = due.iter().map(|d| d.session_id.clone()).collect();
+    let deadlines: HashMap<&str, i64> = due
+        .iter()
+        .map(|d| (d.session_id.as_str(), d.deadline_ms))
+        .collect();
+    let rows = core.store.get_many(&ids).await?;
     let now = Utc::now();
-    let (desired, rule) = expiry_action(&row, &settings.keepalive_expiration_action, now);
-    let detail = serde_json::json!({
-        "rule": rule,
-        "action": desired.as_str(),
-        "deadline_ms": due.deadline_ms,
-    });
-    let event = audit(
-        "session.expire",
-        Some(&row.user_id),
-        "service:session-manager",
-        &row.id,
-        detail,
-    );
-    if desired != row.desired() {
-        core.set_desired(&row, desired, Some(event)).await?;
-    } else if let Some(hard) = row.hard_deadline()
-        && desired != DesiredState::Deleted
-    {
-        // Already at rest by the same rule: only the hard limit still ends it.
-        core.set_deadline(&row.id, hard).await?;
+    let mut by_action: HashMap<DesiredState, Vec<String>> = HashMap::new();
+    let mut rules: HashMap<String, &'static str> = HashMap::new();
+    for row in &rows {
+        if row.desired() == DesiredState::Deleted || row.observed().is_terminal() {
+            continue;
+        }
+        let settings = core.owner_settings(row).await;
+        let (desired, rule) = expiry_action(row, &settings.keepalive_expiration_action, now);
+        if desired == row.desired() {
+            // Already at rest by the same rule: only a hard limit still ends it.
+            if let Some(hard) = row.hard_deadline() {
+                core.set_deadline(&row.id, hard).await?;
+            }
+            continue;
+        }
+        rules.insert(row.id.clone(), rule);
+        by_action.entry(desired).or_default().push(row.id.clone());
     }
-    if due.deadline_ms > 0 {
-        let late = (now.timestamp_millis() - due.deadline_ms).max(0) as f64 / 1000.0;
-        metrics.lateness.observe(late);
+    for (desired, ids) in by_action {
+        let changed = core
+            .store
+            .set_desired_many(&ids, desired, |row| {
+                let detail = serde_json::json!({
+                    "rule": rules.get(&row.id).copied().unwrap_or("keepalive_expiration"),
+                    "action": desired.as_str(),
+                    "deadline_ms": deadlines.get(row.id.as_str()).copied().unwrap_or(0),
+                });
+                audit(
+                    "session.expire",
+                    Some(&row.user_id),
+                    "service:session-manager",
+                    &row.id,
+                    detail,
+                )
+            })
+            .await?;
+        for row in &changed {
+            core.after_desired(row, desired).await?;
+            let deadline = deadlines.get(row.id.as_str()).copied().unwrap_or(0);
+            if deadline > 0 {
+                let late = (now.timestamp_millis() - deadline).max(0) as f64 / 1000.0;
+                metrics.lateness.observe(late);
+            }
+            metrics.expired.inc();
+        }
+        tracing::info!(count = changed.len(), action = %desired, "sessions expired");
     }
-    metrics.expired.inc();
-    tracing::info!(session_id = %row.id, rule, action = %desired, "session expired");
-    if let Err(e) = core.deadlines.done(&due.session_id).await {
-        tracing::debug!(error = %e, "claim not released; it lapses");
+    for id in &ids {
+        if let Err(e) = core.deadlines.done(id).await {
+            tracing::debug!(error = %e, "claim not released; it lapses");
+        }
     }
     Ok(())
 }

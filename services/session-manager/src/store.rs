@@ -218,6 +218,65 @@ impl Store {
             .map_err(db_err)
     }
 
+    /// Several sessions by id (any order; missing ones are left out).
+    pub async fn get_many(&self, ids: &[String]) -> ApiResult<Vec<Row>> {
+        let mut rows = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(1000) {
+            rows.extend(
+                session::Entity::find()
+                    .filter(session::Column::Id.is_in(chunk.iter().cloned()))
+                    .all(&self.db)
+                    .await
+                    .map_err(db_err)?,
+            );
+        }
+        Ok(rows)
+    }
+
+    /// Records one new desired state for many sessions in one transaction (the reaper's
+    /// batches), with an audit event for each session it changed; the changed rows.
+    pub async fn set_desired_many(
+        &self,
+        ids: &[String],
+        desired: DesiredState,
+        audit_for: impl Fn(&Row) -> audit_event::ActiveModel,
+    ) -> ApiResult<Vec<Row>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let txn = self.db.begin().await.map_err(db_err)?;
+        // The write's own timestamp tells the rows it changed from those it left alone.
+        let marker = Utc::now();
+        session::Entity::update_many()
+            .col_expr(session::Column::DesiredState, Expr::value(desired.as_str()))
+            .col_expr(
+                session::Column::Generation,
+                Expr::col(session::Column::Generation).add(1),
+            )
+            .col_expr(session::Column::UpdatedAt, Expr::value(marker))
+            .filter(session::Column::Id.is_in(ids.iter().cloned()))
+            .filter(session::Column::DesiredState.ne("deleted"))
+            .filter(session::Column::DesiredState.ne(desired.as_str()))
+            .exec(&txn)
+            .await
+            .map_err(db_err)?;
+        let changed: Vec<Row> = session::Entity::find()
+            .filter(session::Column::Id.is_in(ids.iter().cloned()))
+            .filter(session::Column::UpdatedAt.eq(marker))
+            .filter(session::Column::DesiredState.eq(desired.as_str()))
+            .all(&txn)
+            .await
+            .map_err(db_err)?;
+        if !changed.is_empty() {
+            audit_event::Entity::insert_many(changed.iter().map(&audit_for))
+                .exec_without_returning(&txn)
+                .await
+                .map_err(db_err)?;
+        }
+        txn.commit().await.map_err(db_err)?;
+        Ok(changed)
+    }
+
     pub async fn list(
         &self,
         filter: &ListFilter,
@@ -484,16 +543,6 @@ impl Store {
             .all(&self.db)
             .await
             .map_err(db_err)
-    }
-
-    pub async fn set_keepalive(&self, id: &str, at: DateTime<Utc>) -> ApiResult<()> {
-        session::Entity::update_many()
-            .col_expr(session::Column::LastKeepaliveAt, Expr::value(Some(at)))
-            .filter(session::Column::Id.eq(id))
-            .exec(&self.db)
-            .await
-            .map_err(db_err)?;
-        Ok(())
     }
 
     /// Writes audit events in one transaction (the keepalive trail is written in batches).
