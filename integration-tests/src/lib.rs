@@ -49,6 +49,8 @@ pub struct SandboxBuilder {
     roles: Vec<Role>,
     sqlite: bool,
     in_process_redis: bool,
+    redis_url: Option<String>,
+    join: Option<Joined>,
     adjust: Vec<Box<dyn FnOnce(LaunchConfig) -> LaunchConfig + Send>>,
 }
 
@@ -63,6 +65,20 @@ impl SandboxBuilder {
     /// Heartbeats and keepalive deadlines in this process instead of the test Redis.
     pub fn in_process_redis(mut self) -> Self {
         self.in_process_redis = true;
+        self
+    }
+
+    /// A Redis of the scenario's own instead of the test Redis (one it stops and starts).
+    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
+        self.redis_url = Some(url.into());
+        self
+    }
+
+    /// Joins another sandbox's deployment: the same databases, Redis namespace, data
+    /// directory (its secrets) and agent id, and its endpoints for the roles not started here
+    /// — a second replica, a restart, or an agent in a launch of its own.
+    pub fn join(mut self, joined: Joined) -> Self {
+        self.join = Some(joined);
         self
     }
 
@@ -81,8 +97,14 @@ impl SandboxBuilder {
     pub async fn start(self) -> anyhow::Result<Sandbox> {
         let dir = tempfile::tempdir().context("create the sandbox directory")?;
         let id = suffix();
-        let namespace = format!("sandbox-{id}");
-        let agent_id = format!("sandbox-agent-{id}");
+        let (namespace, agent_id, data_dir) = match &self.join {
+            Some(j) => (j.namespace.clone(), j.agent_id.clone(), j.data_dir.clone()),
+            None => (
+                format!("sandbox-{id}"),
+                format!("sandbox-agent-{id}"),
+                dir.path().to_path_buf(),
+            ),
+        };
         let mut config = LaunchConfig {
             admin_password: Some(Secret::new(ADMIN_PASSWORD)),
             // One CA per test process: the kit's testing dialers work against the sandbox.
@@ -90,15 +112,25 @@ impl SandboxBuilder {
             redis_namespace: namespace.clone(),
             wait_for_docker: self.roles.contains(&Role::Agent)
                 && std::env::var("ATRIUM_TEST_DOCKER").as_deref() == Ok("1"),
-            ..LaunchConfig::ephemeral(dir.path())
+            ..LaunchConfig::ephemeral(&data_dir)
         };
+        if let Some(j) = &self.join {
+            for (role, endpoint) in &j.endpoints {
+                if !self.roles.contains(role) {
+                    config.external.insert(*role, endpoint.clone());
+                }
+            }
+        }
         let with_database = self
             .roles
             .iter()
             .any(|r| matches!(r, Role::Identity | Role::Policy | Role::SessionManager));
         let mut db_prefix = None;
         if with_database && !self.sqlite {
-            let prefix = format!("sandbox_{id}_");
+            let prefix = match self.join.as_ref().and_then(|j| j.db_prefix.clone()) {
+                Some(prefix) => prefix,
+                None => format!("sandbox_{id}_"),
+            };
             config.storage = Storage::Postgres {
                 admin_url: Secret::new(env("ATRIUM_TEST_POSTGRES_URL", "PostgreSQL")?),
                 prefix: prefix.clone(),
@@ -109,8 +141,18 @@ impl SandboxBuilder {
             .roles
             .iter()
             .any(|r| matches!(r, Role::Agent | Role::SessionManager));
+        let mut redis_url = None;
         if with_redis && !self.in_process_redis {
-            config.redis_url = Some(Secret::new(env("ATRIUM_TEST_REDIS_URL", "Redis")?));
+            let url = match self
+                .redis_url
+                .clone()
+                .or(self.join.as_ref().and_then(|j| j.redis_url.clone()))
+            {
+                Some(url) => url,
+                None => env("ATRIUM_TEST_REDIS_URL", "Redis")?,
+            };
+            config.redis_url = Some(Secret::new(url.clone()));
+            redis_url = Some(url);
         }
         let sandbox_agent_id = agent_id.clone();
         config = config
@@ -142,9 +184,18 @@ impl SandboxBuilder {
         Ok(Sandbox {
             running,
             admin,
-            agent_id: self.roles.contains(&Role::Agent).then_some(agent_id),
+            agent_id: self
+                .roles
+                .contains(&Role::Agent)
+                .then_some(agent_id.clone()),
             namespace,
             db_prefix,
+            redis_url,
+            // Only the launch that runs the agent cleans up after it.
+            _containers: Containers {
+                agent_id: self.roles.contains(&Role::Agent).then(|| agent_id.clone()),
+            },
+            deployment_agent_id: agent_id,
             _dir: dir,
         })
     }
@@ -158,7 +209,49 @@ pub struct Sandbox {
     agent_id: Option<String>,
     namespace: String,
     db_prefix: Option<String>,
+    redis_url: Option<String>,
+    /// The agent id of the deployment (this launch's agent, or the one it joined).
+    deployment_agent_id: String,
+    _containers: Containers,
     _dir: tempfile::TempDir,
+}
+
+/// What another launch needs to join a sandbox's deployment ([`SandboxBuilder::join`]).
+#[derive(Debug, Clone)]
+pub struct Joined {
+    pub db_prefix: Option<String>,
+    pub namespace: String,
+    pub agent_id: String,
+    pub data_dir: std::path::PathBuf,
+    pub endpoints: std::collections::BTreeMap<Role, String>,
+    pub redis_url: Option<String>,
+}
+
+/// Removes whatever containers the deployment's agent left behind (a failing scenario's),
+/// when the sandbox goes.
+struct Containers {
+    agent_id: Option<String>,
+}
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        use std::process::Command;
+        let Some(agent_id) = &self.agent_id else {
+            return;
+        };
+        let filter = format!("label=atrium.agent_id={agent_id}");
+        let Ok(out) = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &filter])
+            .output()
+        else {
+            return;
+        };
+        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = Command::new("docker")
+                .args(["rm", "--force", "--volumes", id])
+                .output();
+        }
+    }
 }
 
 impl Sandbox {
@@ -167,6 +260,8 @@ impl Sandbox {
             roles: roles.to_vec(),
             sqlite: false,
             in_process_redis: false,
+            redis_url: None,
+            join: None,
             adjust: Vec::new(),
         }
     }
@@ -250,6 +345,23 @@ impl Sandbox {
     /// The agent's id (its containers carry it in the `atrium.agent_id` label).
     pub fn agent_id(&self) -> Option<&str> {
         self.agent_id.as_deref()
+    }
+
+    /// What another launch needs to join this sandbox's deployment.
+    pub fn joined(&self) -> Joined {
+        Joined {
+            db_prefix: self.db_prefix.clone(),
+            namespace: self.namespace.clone(),
+            agent_id: self.deployment_agent_id.clone(),
+            data_dir: self.running.data_dir().to_path_buf(),
+            endpoints: self.running.endpoints().clone(),
+            redis_url: self.redis_url.clone(),
+        }
+    }
+
+    /// The Redis this sandbox uses (`None`: in-process).
+    pub fn redis_url(&self) -> Option<&str> {
+        self.redis_url.as_deref()
     }
 
     /// This sandbox's Redis key namespace.

@@ -33,7 +33,7 @@ async fn killing_the_agent_makes_its_sessions_lost_within_the_grace() {
     let s = control.launch(&frank).await;
     reach(&mut sessions, &s.id, pb::ObservedState::Running).await;
     let killed = Instant::now();
-    drop(agent.running);
+    drop(agent.sandbox);
     let seen = reach(&mut sessions, &s.id, pb::ObservedState::Lost).await;
     // Heartbeat TTL (3 × 1 s) + grace (3 s) + a pass.
     assert!(
@@ -79,7 +79,7 @@ async fn a_session_manager_restarted_mid_launch_completes_the_launch() {
         .into_inner();
     // Stop it at once: the launch is under way (or not even begun).
     let t = Instant::now();
-    first.running.stop().await.ok();
+    first.sandbox.stop().await.ok();
     eprintln!("first replica stopped in {:?}", t.elapsed());
     let second = Stack::start(replica()).await;
     eprintln!("second replica up after {:?}", t.elapsed());
@@ -273,7 +273,7 @@ async fn without_redis_nothing_is_reaped_and_deadlines_come_back_with_it() {
     tokio::time::sleep(Duration::from_secs(6)).await;
     let health_deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let health = stack.running.health(Role::SessionManager).await;
+        let health = stack.sandbox.running().health(Role::SessionManager).await;
         if matches!(health, Ok(ServingStatus::NotServing)) {
             break;
         }
