@@ -389,7 +389,8 @@ impl Run<'_> {
 
     fn to(&self, state: ObservedState, progress: i32, message: impl Into<String>) -> Observation {
         Observation {
-            observed: Some(state),
+            // Unchanged, the state is not rewritten: its clock (the timeouts) keeps running.
+            observed: (state != self.row.observed()).then_some(state),
             progress: Some(progress),
             message: Some(message.into()),
             event: if state == self.row.observed() {
@@ -625,7 +626,10 @@ impl Run<'_> {
             };
             tokio::time::sleep(Duration::from_millis(pause)).await;
         }
-        // Not yet: the next pass continues (the start timeout ends it if it never answers).
+        // Not yet. Look at the container: one that is gone (or never ran) fails the session
+        // now rather than at the start timeout; one still running is waited for on the next
+        // pass (the start timeout ends it if it never answers).
+        self.inspect().await?;
         Ok(false)
     }
 

@@ -50,6 +50,14 @@ pub async fn logout(
         core.may_act_on(principal, &session.user_id).await?;
     }
     let ended = core.repo.revoke_login_session(&session_id, now).await?;
+    // This process refuses the session's tokens at once; the feed tells the other services
+    // (and would tell this one a moment later).
+    if ended > 0 {
+        core.revocations.set().revoke(
+            &session_id,
+            (now + crate::repo::REVOCATION_RELEVANCE).timestamp(),
+        );
+    }
     // A session that had already ended is not logged out again.
     if let Some(session) = session
         && ended > 0

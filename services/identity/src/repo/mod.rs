@@ -6,6 +6,7 @@ mod admins;
 mod api_keys;
 mod retention;
 mod sessions;
+pub use sessions::REVOCATION_RELEVANCE;
 
 use std::sync::Arc;
 
