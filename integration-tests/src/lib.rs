@@ -490,8 +490,23 @@ pub async fn demo_workspace(
 /// The debug `atrium-workspace` binary of this checkout, built (or found up to date) by cargo:
 /// a test of another package has no `CARGO_BIN_EXE_` for it.
 pub fn workspace_binary() -> anyhow::Result<std::path::PathBuf> {
+    cargo_binary("atrium-workspace", "atrium-workspace")
+}
+
+/// The debug binary `bin` of `package` in this checkout: the one the test run built beside
+/// this test (`cargo nextest run --workspace` builds every package's binaries), else built
+/// by cargo now.
+pub fn cargo_binary(package: &str, bin: &str) -> anyhow::Result<std::path::PathBuf> {
     use std::path::PathBuf;
     use std::process::Command;
+    // target/<profile>/deps/<test> → target/<profile>/<bin>
+    if let Some(candidate) = std::env::current_exe()
+        .ok()
+        .and_then(|me| Some(me.parent()?.parent()?.join(bin)))
+        .filter(|c| c.is_file())
+    {
+        return Ok(candidate);
+    }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .context("workspace root")?
@@ -504,23 +519,23 @@ pub fn workspace_binary() -> anyhow::Result<std::path::PathBuf> {
             "--quiet",
             "--message-format=json",
             "-p",
-            "atrium-workspace",
+            package,
             "--bin",
-            "atrium-workspace",
+            bin,
         ])
         .output()
         .context("run cargo build")?;
     anyhow::ensure!(
         out.status.success(),
-        "cargo build -p atrium-workspace: {}",
+        "cargo build -p {package}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "atrium-workspace")
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == bin)
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .context("cargo named no atrium-workspace executable")
+        .with_context(|| format!("cargo named no {bin} executable"))
 }
 
 /// The demo workspace image of this checkout (`atrium image build-demo`'s recipe), tagged by

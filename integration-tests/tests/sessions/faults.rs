@@ -98,6 +98,68 @@ fn postgres_url(database: &str) -> String {
     format!("{base}/{database}")
 }
 
+/// A second session-manager replica as a process of its own (the `atrium-session-manager`
+/// binary), in `a`'s deployment: the same database, Redis namespace and secrets key. Killed
+/// when dropped.
+struct ReplicaProcess(Child);
+
+impl ReplicaProcess {
+    fn start(a: &Stack, replica_id: &str) -> Self {
+        let binary = atrium_integration_tests::cargo_binary(
+            "atrium-session-manager",
+            "atrium-session-manager",
+        )
+        .expect("the session-manager binary");
+        let data_dir = a.sandbox.running().data_dir().to_path_buf();
+        let secrets: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(data_dir.join("secrets.json")).expect("secrets.json"),
+        )
+        .unwrap();
+        let key = secrets["session_manager_secrets_key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let tls = a.sandbox.running().ca_dir().to_path_buf();
+        let endpoint = |role| a.sandbox.endpoint(role).unwrap();
+        let sets = [
+            format!("listen=127.0.0.1:{}", free_port()),
+            format!("metrics_listen=127.0.0.1:{}", free_port()),
+            format!(
+                "database_url={}",
+                postgres_url(&format!("{}session_manager", a.db_prefix))
+            ),
+            format!("redis_url={}", a.redis_url),
+            format!("redis_namespace={}", a.namespace),
+            format!("secrets_key={key}"),
+            format!("identity_endpoint={}", endpoint(Role::Identity)),
+            format!("policy_endpoint={}", endpoint(Role::Policy)),
+            format!("replica_id={replica_id}"),
+            format!("tls.ca={}", tls.join("ca.pem").display()),
+            format!("tls.cert={}", tls.join("session-manager.pem").display()),
+            format!("tls.key={}", tls.join("session-manager-key.pem").display()),
+            "reap_interval_ms=100".to_owned(),
+            "reconcile_interval_ms=250".to_owned(),
+        ];
+        let mut command = Command::new(binary);
+        for set in &sets {
+            command.args(["--set", set]);
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the second replica");
+        ReplicaProcess(child)
+    }
+}
+
+impl Drop for ReplicaProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test]
 async fn two_replicas_act_on_each_of_200_expiries_exactly_once() {
     let a = Stack::start(Opts {
@@ -106,13 +168,10 @@ async fn two_replicas_act_on_each_of_200_expiries_exactly_once() {
         ..Opts::default()
     })
     .await;
-    let b = Stack::start(Opts {
-        roles: vec![Role::SessionManager],
-        join: Some(a.joined()),
-        replica_id: Some("replica-b".into()),
-        ..Opts::default()
-    })
-    .await;
+    // The second replica: another process on the same database and Redis.
+    let t = Instant::now();
+    let mut b = ReplicaProcess::start(&a, "replica-b");
+    eprintln!("second replica started after {:?}", t.elapsed());
     atrium_integration_tests::simulated_agent(&a.redis_url, &a.namespace, "simulated-agent")
         .await
         .unwrap();
@@ -140,6 +199,7 @@ async fn two_replicas_act_on_each_of_200_expiries_exactly_once() {
             .await
             .expect("the session-manager's database"),
     );
+    eprintln!("200 sessions requested after {:?}", t.elapsed());
     // Every session expires; each expiry is recorded once, by one replica or the other.
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut pending = ids.clone();
@@ -165,6 +225,7 @@ async fn two_replicas_act_on_each_of_200_expiries_exactly_once() {
         pending = still;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    eprintln!("all expired after {:?}", t.elapsed());
     // Give a duplicate time to appear, then count.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut by_replica_total = 0;
@@ -180,7 +241,10 @@ async fn two_replicas_act_on_each_of_200_expiries_exactly_once() {
         by_replica_total += expiries;
     }
     assert_eq!(by_replica_total, 200);
-    drop(b);
+    assert!(
+        b.0.try_wait().unwrap().is_none(),
+        "the second replica ran throughout"
+    );
 }
 
 struct OwnRedis {
