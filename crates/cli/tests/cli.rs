@@ -18,39 +18,9 @@ use tokio::process::{Child, ChildStdout, Command};
 const ALICE: &str = "alice-password-1\n";
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// What one run of `atrium` did.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(self) -> Self {
-        assert_eq!(self.code, 0, "expected success: {self:#?}");
-        self
-    }
-
-    /// Asserts the exit code and that stdout or stderr mentions `needle` (case-insensitive).
-    #[track_caller]
-    fn fails(self, code: i32, needle: &str) -> Self {
-        assert_eq!(self.code, code, "expected exit code {code}: {self:#?}");
-        let all = format!("{}{}", self.stdout, self.stderr).to_lowercase();
-        let needle = needle.to_lowercase();
-        assert!(all.contains(&needle), "expected {needle:?}: {self:#?}");
-        self
-    }
-
-    /// The last line of stdout as JSON (`-o json` prints one document per command).
-    #[track_caller]
-    fn json(&self) -> Value {
-        let line = self.stdout.lines().rev().find(|l| !l.trim().is_empty());
-        let line = line.unwrap_or_else(|| panic!("no output: {self:#?}"));
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {self:#?}"))
-    }
-}
+#[path = "support/run.rs"]
+mod run;
+use run::Run;
 
 /// One person at one keyboard: `atrium` with its own config dir, pointed at the test server.
 struct Shell {

@@ -28,27 +28,9 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Nothing listens here: a policy command that dialled identity would fail.
 const NO_IDENTITY: &str = "https://127.0.0.1:9";
 
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(self) -> Self {
-        assert_eq!(self.code, 0, "expected success: {self:#?}");
-        self
-    }
-
-    #[track_caller]
-    fn json(&self) -> Value {
-        let line = self.stdout.lines().rev().find(|l| !l.trim().is_empty());
-        let line = line.unwrap_or_else(|| panic!("no output: {self:#?}"));
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {self:#?}"))
-    }
-}
+#[path = "support/run.rs"]
+mod run;
+use run::Run;
 
 /// `atrium` as one caller: a token, or (without one) the login stored in its config dir.
 struct Caller {

@@ -333,27 +333,9 @@ async fn serve(fake: Fake) -> String {
     format!("http://{addr}")
 }
 
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(self) -> Self {
-        assert_eq!(self.code, 0, "expected success: {self:#?}");
-        self
-    }
-
-    #[track_caller]
-    fn json(&self) -> Value {
-        let line = self.stdout.lines().rev().find(|l| !l.trim().is_empty());
-        let line = line.unwrap_or_else(|| panic!("no output: {self:#?}"));
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {self:#?}"))
-    }
-}
+#[path = "support/run.rs"]
+mod run;
+use run::Run;
 
 async fn atrium(endpoint: &str, args: &[&str]) -> Run {
     let config = tempfile::tempdir().unwrap();

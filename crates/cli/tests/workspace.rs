@@ -20,27 +20,11 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Nothing listens here.
 const NOWHERE: &str = "https://127.0.0.1:9";
 
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+#[path = "support/run.rs"]
+mod run;
+use run::Run;
 
 impl Run {
-    #[track_caller]
-    fn ok(self) -> Self {
-        assert_eq!(self.code, 0, "expected success: {self:#?}");
-        self
-    }
-
-    #[track_caller]
-    fn json(&self) -> Value {
-        let line = self.stdout.lines().rev().find(|l| !l.trim().is_empty());
-        let line = line.unwrap_or_else(|| panic!("no output: {self:#?}"));
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {self:#?}"))
-    }
-
     /// The `key: value` line of `workspace show`'s table.
     #[track_caller]
     fn field(&self, key: &str) -> String {
