@@ -37,6 +37,23 @@ fn redis_url() -> String {
     std::env::var("ATRIUM_TEST_REDIS_URL").expect("ATRIUM_TEST_REDIS_URL")
 }
 
+/// `n` sessions of `workspace`, requested one after another; their ids.
+async fn request_many(client: &mut SessionClient, workspace: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        let s = client
+            .request_session(pb::RequestSessionRequest {
+                workspace_id: workspace.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        ids.push(s.id);
+    }
+    ids
+}
+
 async fn sessions_as(sandbox: &Sandbox, user: &TestUser) -> SessionClient {
     sandbox
         .running()
@@ -137,19 +154,7 @@ async fn keepalive() {
     )
     .await
     .unwrap();
-    let mut ids = Vec::new();
-    let mut client = sessions_as(&sandbox, &user).await;
-    for _ in 0..CALLERS {
-        let s = client
-            .request_session(pb::RequestSessionRequest {
-                workspace_id: workspace.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        ids.push(s.id);
-    }
+    let ids = request_many(&mut sessions_as(&sandbox, &user).await, &workspace, CALLERS).await;
     let mut clients = Vec::new();
     for _ in 0..CALLERS {
         clients.push(sessions_as(&sandbox, &user).await);
@@ -495,18 +500,7 @@ async fn stop() {
     let (sandbox, workspace, user) = docker_sandbox(8.0).await;
     let image = demo_image().unwrap();
     let mut sessions = sessions_as(&sandbox, &user).await;
-    let mut ids = Vec::new();
-    for _ in 0..N {
-        let s = sessions
-            .request_session(pb::RequestSessionRequest {
-                workspace_id: workspace.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        ids.push(s.id);
-    }
+    let ids = request_many(&mut sessions, &workspace, N).await;
     for id in &ids {
         watch_until(&mut sessions, id, pb::ObservedState::Running).await;
     }

@@ -184,10 +184,6 @@ impl SandboxBuilder {
         Ok(Sandbox {
             running,
             admin,
-            agent_id: self
-                .roles
-                .contains(&Role::Agent)
-                .then_some(agent_id.clone()),
             namespace,
             db_prefix,
             redis_url,
@@ -206,7 +202,6 @@ impl SandboxBuilder {
 pub struct Sandbox {
     running: Running,
     admin: Option<Credential>,
-    agent_id: Option<String>,
     namespace: String,
     db_prefix: Option<String>,
     redis_url: Option<String>,
@@ -342,9 +337,10 @@ impl Sandbox {
         self.running.dialer_as(service)
     }
 
-    /// The agent's id (its containers carry it in the `atrium.agent_id` label).
+    /// The agent's id, when this launch runs the agent (its containers carry it in the
+    /// `atrium.agent_id` label).
     pub fn agent_id(&self) -> Option<&str> {
-        self.agent_id.as_deref()
+        self._containers.agent_id.as_deref()
     }
 
     /// What another launch needs to join this sandbox's deployment.

@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use atrium_proto::session::v1 as pb;
@@ -678,7 +677,7 @@ impl SessionService for SessionApi {
             })?;
             let mut extra = Vec::new();
             if !req.url.is_empty() {
-                if !(req.url.starts_with("http://") || req.url.starts_with("https://")) {
+                if !launch::url_ok(&req.url) {
                     return Err(
                         ApiError::invalid("url", "must be an http:// or https:// URL").into(),
                     );
@@ -934,11 +933,12 @@ pub fn explain(
             ("session_time_limit", "delete", Some(hard))
         }
         (None, DesiredState::Running) => {
-            let action = match settings.keepalive_expiration_action.as_str() {
-                "stop" => "stop",
-                "pause" => "pause",
-                _ => "delete",
-            };
+            let action =
+                match crate::reaper::keepalive_action(&settings.keepalive_expiration_action) {
+                    DesiredState::Stopped => "stop",
+                    DesiredState::Paused => "pause",
+                    _ => "delete",
+                };
             match ends {
                 Some(at) => reasons.push(format!(
                     "Keepalives keep it alive: without one it ends at {} ({}s after the last keepalive, keepalive_expiration), and is then {action}d.",
@@ -986,8 +986,4 @@ pub async fn audit_writer(
         }
     }
     Ok(())
-}
-
-pub fn shared(api: SessionApi) -> Arc<SessionApi> {
-    Arc::new(api)
 }

@@ -53,8 +53,6 @@ pub trait Deadlines: Send + Sync + 'static {
     /// the owner then rebuilds the deadlines from its database and calls `mark_intact`.
     async fn intact(&self) -> Result<bool, DeadlineError>;
     async fn mark_intact(&self) -> Result<(), DeadlineError>;
-    /// How many deadlines are tracked.
-    async fn count(&self) -> Result<u64, DeadlineError>;
 }
 
 /// The keys under a namespace (`atrium` by default; one per deployment sharing a Redis).
@@ -270,15 +268,6 @@ impl Deadlines for RedisDeadlines {
             .await
             .map_err(unavailable)
     }
-
-    async fn count(&self) -> Result<u64, DeadlineError> {
-        let mut c = self.conn().await?;
-        redis::cmd("ZCARD")
-            .arg(&self.keys.deadlines)
-            .query_async(&mut c)
-            .await
-            .map_err(unavailable)
-    }
 }
 
 /// In-process deadlines, for `atrium up` without Redis (one replica).
@@ -406,10 +395,6 @@ impl Deadlines for MemoryDeadlines {
     async fn mark_intact(&self) -> Result<(), DeadlineError> {
         self.lock().intact = true;
         Ok(())
-    }
-
-    async fn count(&self) -> Result<u64, DeadlineError> {
-        Ok(self.lock().by_id.len() as u64)
     }
 }
 

@@ -147,7 +147,8 @@ pub fn validate_options(options: &pb::SessionOptions) -> ApiResult<()> {
     }
 }
 
-fn url_ok(url: &str) -> bool {
+/// An absolute http(s) URL of sane length, no whitespace (`kasm_url`, the go hook's URL).
+pub fn url_ok(url: &str) -> bool {
     (url.starts_with("http://") || url.starts_with("https://"))
         && url.len() <= 4096
         && !url.chars().any(char::is_whitespace)

@@ -270,18 +270,6 @@ impl Peers {
         Ok(settings)
     }
 
-    /// Forgets cached answers about `user_id` (after a refusal that may be out of date).
-    pub fn forget(&self, user_id: &str) {
-        self.settings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(user_id);
-        self.permissions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(user_id);
-    }
-
     pub async fn permissions(&self, user_id: &str) -> ApiResult<Permissions> {
         if let Some(p) = cached(&self.permissions, user_id) {
             return Ok(p);

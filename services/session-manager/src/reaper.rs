@@ -47,10 +47,15 @@ pub fn expiry_action(
     if row.hard_deadline().is_some_and(|hard| hard <= now) {
         return (DesiredState::Deleted, "session_time_limit");
     }
-    match action_setting {
-        "stop" => (DesiredState::Stopped, "keepalive_expiration"),
-        "pause" => (DesiredState::Paused, "keepalive_expiration"),
-        _ => (DesiredState::Deleted, "keepalive_expiration"),
+    (keepalive_action(action_setting), "keepalive_expiration")
+}
+
+/// The desired state `keepalive_expiration_action` names: stop, pause, else delete.
+pub fn keepalive_action(setting: &str) -> DesiredState {
+    match setting {
+        "stop" => DesiredState::Stopped,
+        "pause" => DesiredState::Paused,
+        _ => DesiredState::Deleted,
     }
 }
 

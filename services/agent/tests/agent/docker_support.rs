@@ -44,7 +44,12 @@ impl TestImage {
             "FROM scratch\nCOPY . /\nCMD [\"/bin/sleep\", \"infinity\"]\n",
         )
         .unwrap();
-        let tag = format!("atrium-agent-test:{}", uuid::Uuid::new_v4().simple());
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        // A file of its own makes each image's id its own: tests building in parallel would
+        // otherwise share one image, and one test's `rmi` would pull it from under another's
+        // build ("failed to get digest").
+        std::fs::write(context.path().join("atrium-test-image"), &id).unwrap();
+        let tag = format!("atrium-agent-test:{id}");
         let image = Self {
             tag,
             _context: context,
