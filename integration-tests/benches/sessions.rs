@@ -286,6 +286,8 @@ async fn expiry() {
             ended_at: None,
             lease_owner: None,
             lease_until: None,
+            group_ids: String::new(),
+            usage_unchecked: false,
         })
         .collect();
     let t = Instant::now();

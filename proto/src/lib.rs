@@ -37,3 +37,9 @@ pub mod session {
         include!(concat!(env!("OUT_DIR"), "/atrium.session.v1.rs"));
     }
 }
+
+pub mod usage {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/atrium.usage.v1.rs"));
+    }
+}

@@ -23,10 +23,12 @@ use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
 use crate::core::{SharedCore, is_final};
+use crate::keepalive;
 use crate::launch::{self, LaunchRequest};
 use crate::reconciler;
 use crate::state::{DesiredState, ObservedState};
 use crate::store::{ListFilter, Row, audit};
+use crate::usage::UsageStatus;
 
 pub struct SessionApi {
     core: SharedCore,
@@ -446,72 +448,25 @@ impl SessionService for SessionApi {
         if caller.user_id() != Some(row.user_id.as_str()) {
             self.require(&caller, SESSIONS_MODIFY).await?;
         }
-        if row.desired() != DesiredState::Running || row.observed().is_terminal() {
-            return Err(ApiError::FailedPrecondition(format!(
-                "session {} is {}; only running sessions are kept alive",
-                row.id,
-                if row.desired() == DesiredState::Running {
-                    row.observed().as_str()
-                } else {
-                    row.desired().as_str()
-                }
-            ))
-            .into());
+        let answer = keepalive::keepalive(&self.core, &row).await?;
+        if answer.extended {
+            let until = answer
+                .expires_at
+                .as_ref()
+                .and_then(|t| {
+                    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+                })
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default();
+            self.audit_later(audit(
+                "session.keepalive",
+                Some(&row.user_id),
+                &caller.actor(),
+                &row.id,
+                serde_json::json!({ "expires_at": until }),
+            ));
         }
-        let now = Utc::now();
-        if let Some(hard) = row.hard_deadline() {
-            return Ok(Response::new(pb::KeepaliveResponse {
-                expires_at: Some(ts(hard)),
-                extended: false,
-                message: format!(
-                    "session_time_limit applies: the session ends at {} whatever the keepalives",
-                    hard.to_rfc3339()
-                ),
-            }));
-        }
-        let settings = self.core.owner_settings(&row).await;
-        // Usage allowance: no usage service yet, so nobody's is ever spent (UsageMode::NoLimit).
-        let at = self
-            .core
-            .deadline_for(&row, settings.keepalive_expiration_secs, now);
-        let moved = match self
-            .core
-            .deadlines
-            .extend(&row.id, at.timestamp_millis())
-            .await
-        {
-            Ok(moved) => {
-                self.core.deadlines_answered();
-                moved
-            }
-            Err(e) => {
-                self.core.deadlines_failed(&e.to_string());
-                return Err(ApiError::Unavailable(format!(
-                    "keepalives cannot be recorded right now: {e}"
-                ))
-                .into());
-            }
-        };
-        if !moved {
-            // Its deadline was claimed by the reaper a moment ago: it has expired.
-            return Err(ApiError::FailedPrecondition(format!(
-                "session {} has expired and is being ended",
-                row.id
-            ))
-            .into());
-        }
-        self.audit_later(audit(
-            "session.keepalive",
-            Some(&row.user_id),
-            &caller.actor(),
-            &row.id,
-            serde_json::json!({ "expires_at": at.to_rfc3339() }),
-        ));
-        Ok(Response::new(pb::KeepaliveResponse {
-            expires_at: Some(ts(at)),
-            extended: true,
-            message: format!("kept alive until {}", at.to_rfc3339()),
-        }))
+        Ok(Response::new(answer))
     }
 
     async fn pause(
@@ -801,7 +756,8 @@ impl SessionService for SessionApi {
             .await?;
         let expires = self.expires(&row.id).await;
         let settings = self.core.owner_settings(&row).await;
-        let explanation = explain(&row, expires, &settings, Utc::now());
+        let usage = self.core.usage.check(&row.user_id).await;
+        let explanation = explain(&row, expires, &settings, &usage, Utc::now());
         Ok(Response::new(pb::SessionExplanation {
             session: Some(to_proto(&row, expires)),
             ..explanation
@@ -897,6 +853,7 @@ pub fn explain(
     row: &Row,
     expires_ms: Option<i64>,
     settings: &crate::peers::Settings,
+    usage: &UsageStatus,
     now: DateTime<Utc>,
 ) -> pb::SessionExplanation {
     let mut reasons = Vec::new();
@@ -921,6 +878,12 @@ pub fn explain(
         "It is {observed} on agent {} (wanted: {desired}).",
         row.agent_id
     ));
+    if row.usage_unchecked {
+        reasons.push(
+            "It was admitted without a usage check: billing-usage was unavailable and usage.when_unavailable is allow."
+                .into(),
+        );
+    }
     let hard = row.hard_deadline();
     let ends = expires_ms.and_then(DateTime::<Utc>::from_timestamp_millis);
     let (rule, action, at) = match (hard, desired) {
@@ -933,15 +896,11 @@ pub fn explain(
             ("session_time_limit", "delete", Some(hard))
         }
         (None, DesiredState::Running) => {
-            let action =
-                match crate::reaper::keepalive_action(&settings.keepalive_expiration_action) {
-                    DesiredState::Stopped => "stop",
-                    DesiredState::Paused => "pause",
-                    _ => "delete",
-                };
+            let action = crate::reaper::action_name(&settings.keepalive_expiration_action);
+            let done = crate::reaper::action_done(&settings.keepalive_expiration_action);
             match ends {
                 Some(at) => reasons.push(format!(
-                    "Keepalives keep it alive: without one it ends at {} ({}s after the last keepalive, keepalive_expiration), and is then {action}d.",
+                    "Keepalives keep it alive: without one it ends at {} ({}s after the last keepalive, keepalive_expiration), and is then {done}.",
                     at.to_rfc3339(),
                     settings.keepalive_expiration_secs
                 )),
@@ -950,7 +909,7 @@ pub fn explain(
                         .into(),
                 ),
             }
-            reasons.push("No usage limit applies (no usage service is configured).".into());
+            reasons.push(usage.explain(ends, action));
             ("keepalive", action, ends)
         }
         (None, _) => {
@@ -986,4 +945,73 @@ pub async fn audit_writer(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peers::Settings;
+    use crate::test_fixture::row;
+    use crate::usage::memory::weekly;
+
+    fn explained(row: &Row, usage: &UsageStatus) -> Vec<String> {
+        let settings = Settings {
+            keepalive_expiration_action: "stop".into(),
+            ..Settings::default()
+        };
+        let ends = Utc::now() + chrono::Duration::minutes(10);
+        explain(
+            row,
+            Some(ends.timestamp_millis()),
+            &settings,
+            usage,
+            Utc::now(),
+        )
+        .reasons
+    }
+
+    #[test]
+    fn explain_tells_the_usage_picture() {
+        let r = row("s-1", "alice");
+        let end = Utc::now() + chrono::Duration::days(2);
+        let none = explained(&r, &UsageStatus::NotConfigured);
+        assert!(
+            none.contains(&"No usage limit applies (no usage service is configured).".to_owned()),
+            "{none:?}"
+        );
+        let within = explained(&r, &UsageStatus::Checked(weekly("X", 2.0, 1.2, end)));
+        assert!(
+            within.iter().any(|l| l == "Usage: 1.2 of 2 hours used this week (group X, shared by its members); keepalives extend."),
+            "{within:?}"
+        );
+        let spent = explained(&r, &UsageStatus::Checked(weekly("X", 2.0, 2.0, end)));
+        assert!(
+            spent.iter().any(|l| l.starts_with("Usage allowance spent (") && l.ends_with("(action: stop).")),
+            "{spent:?}"
+        );
+        assert!(
+            spent.iter().any(|l| l.contains("and is then stopped.")),
+            "{spent:?}"
+        );
+        let unchecked = Row {
+            usage_unchecked: true,
+            ..r
+        };
+        let lines = explained(
+            &unchecked,
+            &UsageStatus::Unavailable(crate::usage::Unavailable("down".into())),
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("It was admitted without a usage check")),
+            "{lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("billing-usage unavailable (down)")),
+            "{lines:?}"
+        );
+    }
 }

@@ -1,5 +1,6 @@
-//! The session-manager's shared state: its store, deadlines, the agents' heartbeats, its peers,
-//! and the channels that carry changes to watchers and nudges to the reconciler.
+//! The session-manager's shared state: its store, deadlines, the agents' heartbeats, its peers
+//! (billing-usage's allowances among them), and the channels that carry changes to watchers
+//! and nudges to the reconciler.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +20,7 @@ use crate::decide::AgentFact;
 use crate::peers::{Peers, Settings};
 use crate::state::{DesiredState, ObservedState};
 use crate::store::{Row, Store};
+use crate::usage::Usage;
 
 pub type SharedCore = Arc<Core>;
 
@@ -72,6 +74,8 @@ pub struct Core {
     pub deadlines: Arc<dyn Deadlines>,
     pub heartbeats: Arc<dyn HeartbeatStore>,
     pub peers: Peers,
+    /// billing-usage: allowances (cached) and the outbox's gate.
+    pub usage: Usage,
     pub secrets: SecretBox,
     pub replica: String,
     changes: broadcast::Sender<Row>,
@@ -92,6 +96,7 @@ impl Core {
         deadlines: Arc<dyn Deadlines>,
         heartbeats: Arc<dyn HeartbeatStore>,
         peers: Peers,
+        usage: Usage,
         secrets: SecretBox,
     ) -> (Self, mpsc::UnboundedReceiver<String>) {
         let (changes, _) = broadcast::channel(4096);
@@ -104,6 +109,7 @@ impl Core {
                 deadlines,
                 heartbeats,
                 peers,
+                usage,
                 secrets,
                 replica,
                 changes,

@@ -1,5 +1,6 @@
-//! Admission: is the workspace launchable for the user, is the user within their limits, and
-//! which agent hosts the session. The answer is recorded (desired running, observed requested)
+//! Admission: is the workspace launchable for the user, is the user within their limits (their
+//! session count, and their usage allowance from billing-usage), and which agent hosts the
+//! session. The answer is recorded (desired running, observed requested)
 //! in one transaction with the reservation, so concurrent launches never overcommit an agent.
 
 use std::collections::HashMap;
@@ -9,11 +10,13 @@ use atrium_proto::session::v1 as pb;
 use atrium_service_kit::{ApiError, ApiResult};
 use chrono::Utc;
 
+use crate::config::UnavailablePolicy;
 use crate::core::{Core, Hook, LaunchFile, LaunchSpec};
 use crate::peers::Settings;
 use crate::placement::{self, AgentHealth, Candidate, Need, Placement, Resources, ZoneRule};
 use crate::state::{DesiredState, ObservedState};
-use crate::store::{AdmissionView, Row};
+use crate::store::{AdmissionView, Row, encode_groups};
+use crate::usage::{Unavailable, Usage, UsageStatus, UsageVerdict};
 
 pub struct LaunchRequest {
     pub user_id: String,
@@ -331,6 +334,44 @@ pub fn need(workspace: &pol::Workspace, picked_zone: &str, settings: &Settings) 
     })
 }
 
+/// What admission concluded about the user's usage allowance.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UsageAdmission {
+    /// No usage service is configured: nobody's allowance is spent.
+    NotConfigured,
+    /// billing-usage answered: no limit applies, or time is left.
+    Within(UsageVerdict),
+    /// billing-usage could not answer and `usage.when_unavailable` is `allow`: admitted, and
+    /// the session records that it was not checked.
+    Unchecked(Unavailable),
+}
+
+/// The usage rule of admission: a spent allowance refuses (saying how much of what was used
+/// and when it renews); an unanswered check follows `usage.when_unavailable`.
+pub fn usage_admission(
+    status: UsageStatus,
+    when_unavailable: UnavailablePolicy,
+) -> ApiResult<UsageAdmission> {
+    match status {
+        UsageStatus::NotConfigured => Ok(UsageAdmission::NotConfigured),
+        UsageStatus::Checked(v) if !v.allowed => {
+            Err(ApiError::FailedPrecondition(v.spent_reason()))
+        }
+        UsageStatus::Checked(v) => Ok(UsageAdmission::Within(v)),
+        UsageStatus::Unavailable(e) => match when_unavailable {
+            UnavailablePolicy::Allow => Ok(UsageAdmission::Unchecked(e)),
+            UnavailablePolicy::Refuse => Err(ApiError::Unavailable(
+                "usage could not be checked (billing-usage is unavailable) and usage.when_unavailable is refuse".into(),
+            )),
+        },
+    }
+}
+
+/// Asks billing-usage (through the cache) whether the user may start a session.
+pub async fn check_usage(usage: &Usage, user_id: &str) -> ApiResult<UsageAdmission> {
+    usage_admission(usage.check(user_id).await, usage.when_unavailable())
+}
+
 /// The workspace, if the user may launch it.
 pub async fn launchable_workspace(
     core: &Core,
@@ -368,6 +409,8 @@ pub async fn admit(core: &Core, req: LaunchRequest) -> ApiResult<Row> {
     let workspace = launchable_workspace(core, &req.user_id, &req.workspace_id).await?;
     let settings = core.peers.settings(&req.user_id).await?;
     let need = need(&workspace, &req.options.zone_id, &settings)?;
+    let usage = check_usage(&core.usage, &req.user_id).await?;
+    let usage_unchecked = matches!(usage, UsageAdmission::Unchecked(_));
     let rules = zone_rules(&core.peers.zones().await?);
     let agents = core.agents().await?;
     let spec = launch_spec(core, &req, &user.username, &workspace, &settings).await?;
@@ -408,7 +451,11 @@ pub async fn admit(core: &Core, req: LaunchRequest) -> ApiResult<Row> {
                     observed_state: ObservedState::Requested.as_str().into(),
                     generation: 1,
                     progress: 5,
-                    message: format!("placed on agent {agent_id}"),
+                    message: if usage_unchecked {
+                        format!("placed on agent {agent_id}; admitted without a usage check (billing-usage is unavailable)")
+                    } else {
+                        format!("placed on agent {agent_id}")
+                    },
                     host: String::new(),
                     port: 0,
                     container_id: String::new(),
@@ -431,6 +478,8 @@ pub async fn admit(core: &Core, req: LaunchRequest) -> ApiResult<Row> {
                     ended_at: None,
                     lease_owner: None,
                     lease_until: None,
+                    group_ids: encode_groups(&settings.group_ids),
+                    usage_unchecked,
                 })
             },
             &req.actor,
@@ -442,6 +491,9 @@ pub async fn admit(core: &Core, req: LaunchRequest) -> ApiResult<Row> {
         tracing::warn!(session_id = %row.id, error = %e, "launched without a deadline for now");
     }
     core.changed(&row);
+    if let UsageAdmission::Unchecked(e) = &usage {
+        tracing::warn!(session_id = %row.id, user_id = %row.user_id, error = %e, "admitted without a usage check (usage.when_unavailable = allow)");
+    }
     tracing::info!(session_id = %row.id, user_id = %row.user_id, agent_id = %row.agent_id, workspace = %row.image, "session admitted");
     Ok(row)
 }
@@ -460,4 +512,90 @@ pub async fn explain(
     let agents = core.agents().await?;
     let view = core.store.reservations(user_id).await?;
     Ok(placement::place(&candidates(&agents, &view), &need, &rules))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::{DateTime, Utc};
+
+    use super::*;
+    use crate::config::UsageConfig;
+    use crate::usage::memory::{MemoryUsage, weekly};
+
+    fn window_end() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-30T00:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    fn usage(gate: Arc<MemoryUsage>, when_unavailable: UnavailablePolicy) -> Usage {
+        Usage::new(
+            gate,
+            &UsageConfig {
+                endpoint: Some("http://billing.invalid:1".into()),
+                when_unavailable,
+                ..UsageConfig::default()
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn a_spent_allowance_refuses_and_names_the_limit() {
+        let gate = Arc::new(MemoryUsage::new());
+        gate.set("alice", weekly("Students", 2.0, 2.0, window_end()));
+        let refused = check_usage(&usage(gate, UnavailablePolicy::Allow), "alice")
+            .await
+            .expect_err("spent");
+        match refused {
+            ApiError::FailedPrecondition(m) => assert_eq!(
+                m,
+                "usage limit spent: 2.0 of 2 hours used this week (group Students, shared by its members); it renews at 2026-11-30 00:00 UTC"
+            ),
+            other => panic!("expected FailedPrecondition, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn time_left_or_no_limit_admits() {
+        let gate = Arc::new(MemoryUsage::new());
+        gate.set("alice", weekly("Students", 2.0, 1.2, window_end()));
+        let usage = usage(gate, UnavailablePolicy::Refuse);
+        match check_usage(&usage, "alice").await.expect("admitted") {
+            UsageAdmission::Within(v) => assert!(v.allowed && v.limit.is_some()),
+            other => panic!("{other:?}"),
+        }
+        // bob has no usage_limit.
+        match check_usage(&usage, "bob").await.expect("admitted") {
+            UsageAdmission::Within(v) => assert!(v.limit.is_none()),
+            other => panic!("{other:?}"),
+        }
+        // No usage service configured: admitted, as before billing-usage existed.
+        assert_eq!(
+            check_usage(&Usage::disabled(), "alice")
+                .await
+                .expect("admitted"),
+            UsageAdmission::NotConfigured
+        );
+    }
+
+    #[tokio::test]
+    async fn billing_away_follows_when_unavailable() {
+        let gate = Arc::new(MemoryUsage::new());
+        gate.set_down(true);
+        let allow = usage(gate.clone(), UnavailablePolicy::Allow);
+        assert!(matches!(
+            check_usage(&allow, "alice").await.expect("allowed"),
+            UsageAdmission::Unchecked(_)
+        ));
+        let refuse = usage(gate, UnavailablePolicy::Refuse);
+        match check_usage(&refuse, "alice").await.expect_err("refused") {
+            ApiError::Unavailable(m) => assert_eq!(
+                m,
+                "usage could not be checked (billing-usage is unavailable) and usage.when_unavailable is refuse"
+            ),
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
 }

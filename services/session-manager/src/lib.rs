@@ -1,6 +1,7 @@
-//! The session-manager: admits sessions (launchable, within the user's limits, placed on an
-//! agent with room), records intent, and converges the agents toward it with one reconciler;
-//! keepalive deadlines live in Redis and the reaper applies each expiry exactly once.
+//! The session-manager: admits sessions (launchable, within the user's limits and usage
+//! allowance, placed on an agent with room), records intent, and converges the agents toward
+//! it with one reconciler; keepalive deadlines live in Redis and the reaper applies each expiry
+//! exactly once; the lifecycle outbox is delivered to billing-usage.
 
 pub mod api;
 pub mod config;
@@ -8,14 +9,19 @@ pub mod core;
 pub mod deadlines;
 pub mod decide;
 mod entity;
+pub mod keepalive;
 pub mod launch;
 pub mod migration;
+pub mod outbox;
 pub mod peers;
 pub mod placement;
 pub mod reaper;
 pub mod reconciler;
 pub mod state;
 pub mod store;
+#[cfg(test)]
+mod test_fixture;
+pub mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +46,7 @@ use crate::core::{Core, SharedCore};
 use crate::deadlines::{Deadlines, MemoryDeadlines, RedisDeadlines};
 use crate::peers::Peers;
 use crate::store::Store;
+use crate::usage::Usage;
 
 pub const SERVICE_NAME: &str = "atrium.session.v1.SessionService";
 
@@ -112,6 +119,7 @@ impl SessionManager {
             &config.identity_endpoint,
             dialer.clone(),
         )?;
+        let usage = Usage::from_config(&config.usage, &dialer)?;
         let identity = identity_client(&config.identity_endpoint, &dialer)?;
         let api_keys = Arc::new(RemoteApiKeys::new(identity.clone(), API_KEY_TTL));
         let (keys, remote_keys) = match keys {
@@ -134,6 +142,7 @@ impl SessionManager {
             deadlines,
             heartbeats,
             peers,
+            usage,
             secrets,
         );
         Ok(Self {
@@ -166,6 +175,7 @@ impl SessionManager {
                 audit_tx,
             )));
         let reaper_metrics = reaper::ReaperMetrics::default();
+        let outbox_metrics = outbox::OutboxMetrics::default();
         {
             let registry = server.metrics_mut().registry_mut();
             registry.register(
@@ -177,6 +187,16 @@ impl SessionManager {
                 "session_expiries",
                 "Expired deadlines acted on",
                 reaper_metrics.expired.clone(),
+            );
+            registry.register(
+                "session_usage_outbox_pending",
+                "Lifecycle events not yet delivered to billing-usage (as of the last look)",
+                outbox_metrics.pending.clone(),
+            );
+            registry.register(
+                "session_usage_events_delivered",
+                "Lifecycle events this replica delivered to billing-usage",
+                outbox_metrics.delivered.clone(),
             );
         }
         let mut tasks = TaskSet::new();
@@ -215,6 +235,28 @@ impl SessionManager {
             "audit",
             api::audit_writer(self.core.store.clone(), audit_rx),
         );
+        // Usage: only with a usage service (else the outbox keeps its events for one).
+        if let Some(gate) = self.core.usage.gate() {
+            let delivery = outbox::Delivery {
+                batch: self.core.config.usage.delivery_batch,
+                interval: Duration::from_millis(self.core.config.usage.delivery_interval_ms),
+            };
+            tasks.spawn(
+                "usage-outbox",
+                outbox::run(
+                    self.core.store.clone(),
+                    gate,
+                    delivery,
+                    outbox_metrics,
+                    stop.clone(),
+                ),
+            );
+            let core = self.core.clone();
+            let stop = stop.clone();
+            tasks.spawn("usage-refresh", async move {
+                core.usage.run_refresher(stop).await
+            });
+        }
         if let Some(remote) = self.remote_keys.clone() {
             let stop = stop.clone();
             tasks.spawn("key-sync", async move {

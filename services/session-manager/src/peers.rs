@@ -1,7 +1,8 @@
 //! The services the session-manager calls: policy (effective settings, workspaces, zones, file
 //! mappings, permissions), identity (users, SSH keys, user settings) and the agents, each over
-//! mutual TLS with this service's own identity. Effective settings are reused for a few
-//! seconds, so a burst of keepalives costs policy one call per user.
+//! mutual TLS with this service's own identity. Effective settings (with the user's groups)
+//! are reused for a few seconds, so a burst of keepalives costs policy one call per user.
+//! billing-usage is in `usage.rs`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -45,6 +46,8 @@ pub struct Settings {
     pub run_config: serde_json::Map<String, serde_json::Value>,
     /// Group-level host volume mappings: host path → (container path, read-only).
     pub volumes: Vec<(String, String, bool)>,
+    /// The user's groups, strongest first (the order settings resolve in).
+    pub group_ids: Vec<String>,
 }
 
 impl Default for Settings {
@@ -65,6 +68,7 @@ impl Default for Settings {
             default_image: String::new(),
             run_config: serde_json::Map::new(),
             volumes: Vec::new(),
+            group_ids: Vec::new(),
         }
     }
 }
@@ -81,17 +85,32 @@ fn value_json(v: &pol::SettingValue) -> Option<serde_json::Value> {
 }
 
 impl Settings {
-    pub fn from_policy(policy: &pol::EffectivePolicy) -> Self {
+    /// The settings and groups of a user's explained effective policy.
+    pub fn from_explanation(policy: &pol::PolicyExplanation) -> Self {
+        let mut s = Self::from_values(
+            policy
+                .settings
+                .iter()
+                .map(|setting| (setting.name.as_str(), setting.value.as_ref())),
+        );
+        s.group_ids = policy.groups.iter().map(|g| g.group_id.clone()).collect();
+        s
+    }
+
+    /// From effective values by setting name (absent: "not set").
+    pub fn from_values<'a>(
+        values: impl IntoIterator<Item = (&'a str, Option<&'a pol::SettingValue>)>,
+    ) -> Self {
         let mut s = Settings::default();
-        for setting in &policy.settings {
-            let Some(value) = setting.value.as_ref().and_then(value_json) else {
+        for (name, value) in values {
+            let Some(value) = value.and_then(value_json) else {
                 continue;
             };
             let as_bool = value.as_bool();
             let as_int = value
                 .as_i64()
                 .or_else(|| value.as_f64().map(|f| f.round() as i64));
-            match setting.name.as_str() {
+            match name {
                 "keepalive_expiration" => {
                     s.keepalive_expiration_secs = as_int.unwrap_or(s.keepalive_expiration_secs)
                 }
@@ -252,6 +271,7 @@ impl Peers {
         Ok(client)
     }
 
+    /// The user's effective settings and groups (ExplainEffectivePolicy), reused for 3 s.
     pub async fn settings(&self, user_id: &str) -> ApiResult<Settings> {
         if let Some(s) = cached(&self.settings, user_id) {
             return Ok(s);
@@ -259,13 +279,13 @@ impl Peers {
         let policy = self
             .policy
             .clone()
-            .resolve_effective_policy(pol::ResolveEffectivePolicyRequest {
+            .explain_effective_policy(pol::ResolveEffectivePolicyRequest {
                 user_id: user_id.to_owned(),
             })
             .await
             .map_err(|s| relay("policy", s))?
             .into_inner();
-        let settings = Settings::from_policy(&policy);
+        let settings = Settings::from_explanation(&policy);
         remember(&self.settings, user_id, settings.clone());
         Ok(settings)
     }
@@ -386,5 +406,52 @@ impl Peers {
             Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
             Err(s) => Err(relay("identity", s)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(kind: pol::setting_value::Kind) -> Option<pol::SettingValue> {
+        Some(pol::SettingValue { kind: Some(kind) })
+    }
+
+    #[test]
+    fn the_explanation_gives_settings_and_groups_strongest_first() {
+        use pol::setting_value::Kind;
+        let group = |id: &str, priority| pol::GroupRef {
+            group_id: id.into(),
+            name: format!("{id}-name"),
+            priority,
+        };
+        let explanation = pol::PolicyExplanation {
+            user_id: "u".into(),
+            groups: vec![group("g-staff", 10), group("g-all", 1000)],
+            settings: vec![
+                pol::SettingExplanation {
+                    name: "keepalive_expiration".into(),
+                    value: value(Kind::IntValue(900)),
+                    supplied_by: vec![group("g-staff", 10)],
+                    ..Default::default()
+                },
+                pol::SettingExplanation {
+                    name: "keepalive_expiration_action".into(),
+                    value: value(Kind::StringValue("pause".into())),
+                    ..Default::default()
+                },
+                pol::SettingExplanation {
+                    name: "session_time_limit".into(),
+                    value: None,
+                    is_default: true,
+                    ..Default::default()
+                },
+            ],
+        };
+        let s = Settings::from_explanation(&explanation);
+        assert_eq!(s.group_ids, ["g-staff", "g-all"]);
+        assert_eq!(s.keepalive_expiration_secs, 900);
+        assert_eq!(s.keepalive_expiration_action, "pause");
+        assert_eq!(s.session_time_limit_secs, None);
     }
 }

@@ -59,6 +59,24 @@ pub fn keepalive_action(setting: &str) -> DesiredState {
     }
 }
 
+/// The action `keepalive_expiration_action` names, as a word: "delete", "stop" or "pause".
+pub fn action_name(setting: &str) -> &'static str {
+    match keepalive_action(setting) {
+        DesiredState::Stopped => "stop",
+        DesiredState::Paused => "pause",
+        _ => "delete",
+    }
+}
+
+/// What the action leaves the session: "deleted", "stopped" or "paused".
+pub fn action_done(setting: &str) -> &'static str {
+    match keepalive_action(setting) {
+        DesiredState::Stopped => "stopped",
+        DesiredState::Paused => "paused",
+        _ => "deleted",
+    }
+}
+
 pub async fn run(core: SharedCore, metrics: ReaperMetrics, stop: Shutdown) -> anyhow::Result<()> {
     let interval = Duration::from_millis(core.config.reap_interval_ms);
     let mut ticker = tokio::time::interval(interval);

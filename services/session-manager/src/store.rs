@@ -15,7 +15,27 @@ use crate::entity::{audit_event, placement_lock, session, session_event};
 use crate::placement::Resources;
 use crate::state::{DesiredState, ObservedState};
 
+mod outbox;
+
 pub type Row = session::Model;
+
+/// Group ids as stored on sessions and events: a JSON array of strings, strongest first
+/// ('' for none, as on rows written before groups were recorded).
+pub fn encode_groups(group_ids: &[String]) -> String {
+    if group_ids.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string(group_ids).unwrap_or_default()
+    }
+}
+
+/// Reads [`encode_groups`]' form; anything else reads as no groups.
+pub fn decode_groups(stored: &str) -> Vec<String> {
+    if stored.trim().is_empty() {
+        return Vec::new();
+    }
+    serde_json::from_str(stored).unwrap_or_default()
+}
 
 fn db_err(e: sea_orm::DbErr) -> ApiError {
     ApiError::internal(anyhow::Error::new(e).context("session database"))
@@ -38,6 +58,11 @@ impl session::Model {
         }
     }
 
+    /// The owner's groups at admission, strongest first.
+    pub fn groups(&self) -> Vec<String> {
+        decode_groups(&self.group_ids)
+    }
+
     /// The hard deadline from session_time_limit, if one applies.
     pub fn hard_deadline(&self) -> Option<DateTime<Utc>> {
         self.time_limit_secs
@@ -45,7 +70,7 @@ impl session::Model {
     }
 }
 
-/// A lifecycle event for the outbox.
+/// A lifecycle event for the outbox, with the owner's name and groups.
 pub fn event(row: &Row, kind: &str, at: DateTime<Utc>) -> session_event::ActiveModel {
     session_event::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
@@ -57,6 +82,8 @@ pub fn event(row: &Row, kind: &str, at: DateTime<Utc>) -> session_event::ActiveM
         kind: Set(kind.to_owned()),
         at: Set(at),
         delivered_at: Set(None),
+        username: Set(row.username.clone()),
+        group_ids: Set(row.group_ids.clone()),
     }
 }
 
@@ -176,6 +203,7 @@ impl Store {
                 "workspace_id": row.workspace_id,
                 "agent_id": row.agent_id,
                 "image": row.image,
+                "usage_checked": !row.usage_unchecked,
             }),
         ))
         .exec_without_returning(&txn)
@@ -654,5 +682,7 @@ fn active(row: &Row) -> session::ActiveModel {
         ended_at: Set(r.ended_at),
         lease_owner: Set(r.lease_owner),
         lease_until: Set(r.lease_until),
+        group_ids: Set(r.group_ids),
+        usage_unchecked: Set(r.usage_unchecked),
     }
 }

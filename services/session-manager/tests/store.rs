@@ -57,6 +57,8 @@ fn row(id: &str, user: &str, agent: &str) -> Row {
         ended_at: None,
         lease_owner: None,
         lease_until: None,
+        group_ids: String::new(),
+        usage_unchecked: false,
     }
 }
 

@@ -31,6 +31,7 @@ pub const AGENTS_MODIFY: &str = "agents.modify";
 pub const API_KEYS_MANAGE: &str = "api_keys.manage";
 pub const AUDIT_VIEW: &str = "audit.view";
 pub const REPORTS_VIEW: &str = "reports.view";
+pub const BILLING_MODIFY: &str = "billing.modify";
 pub const SIGNING_KEYS_MANAGE: &str = "signing_keys.manage";
 
 /// Every permission, with what it allows.
@@ -81,7 +82,8 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     (AGENTS_MODIFY, "drain and configure agents"),
     (API_KEYS_MANAGE, "create, list and revoke API keys"),
     (AUDIT_VIEW, "read the audit trail"),
-    (REPORTS_VIEW, "read usage reports"),
+    (REPORTS_VIEW, "read anyone's usage and the usage reports"),
+    (BILLING_MODIFY, "set the cost rates of workspaces"),
     (SIGNING_KEYS_MANAGE, "rotate token-signing keys"),
 ];
 

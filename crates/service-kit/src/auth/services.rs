@@ -97,6 +97,9 @@ macro_rules! const_format_concat {
     (SESSION, $m:literal) => {
         concat!("/atrium.session.v1.SessionService/", $m)
     };
+    (USAGE, $m:literal) => {
+        concat!("/atrium.usage.v1.UsageService/", $m)
+    };
 }
 
 /// Which service may call which RPC. Anything not listed is refused with PermissionDenied.
@@ -107,7 +110,8 @@ macro_rules! const_format_concat {
 ///   keys through identity and follow its revocations.
 /// - the session-manager reads what a launch needs (policy, a user's public SSH key) and drives
 ///   the agents; nothing else.
-/// - billing-usage reads effective policy (usage_limit).
+/// - the session-manager delivers its lifecycle events to billing-usage and checks allowances.
+/// - billing-usage reads effective policy (usage_limit and the group that supplied it).
 /// - the gateway drives sessions on behalf of the users it has authenticated, and alone may read
 ///   a session's basic-auth secret (for its proxy).
 pub const ALLOWED: &[(ServiceId, &str)] = calls![
@@ -123,7 +127,7 @@ pub const ALLOWED: &[(ServiceId, &str)] = calls![
         "GetUserSettings",
     ],
     SessionManager => POLICY [
-        "ResolveEffectivePolicy", "GetEffectivePermissions", "ListLaunchableWorkspaces",
+        "ResolveEffectivePolicy", "ExplainEffectivePolicy", "GetEffectivePermissions", "ListLaunchableWorkspaces",
         "GetWorkspace", "ResolveFileMappings", "ListZones",
     ],
     SessionManager => AGENT [
@@ -131,8 +135,14 @@ pub const ALLOWED: &[(ServiceId, &str)] = calls![
         "RemoveSession", "InspectSession", "ExecInSession", "ListSessions", "ListImages",
         "PullImage", "Drain", "GetStatus",
     ],
-    BillingUsage => IDENTITY ["GetVerificationKeys", "AuthenticateApiKey", "WatchRevocations"],
-    BillingUsage => POLICY ["ResolveEffectivePolicy", "GetEffectivePermissions"],
+    BillingUsage => IDENTITY [
+        "GetVerificationKeys", "AuthenticateApiKey", "WatchRevocations", "GetUser",
+    ],
+    SessionManager => USAGE ["IngestEvents", "CheckUsage"],
+    BillingUsage => POLICY [
+        "ResolveEffectivePolicy", "ExplainEffectivePolicy", "GetEffectivePermissions",
+        "GetWorkspace",
+    ],
     Gateway => IDENTITY ["GetVerificationKeys", "AuthenticateApiKey", "WatchRevocations"],
     Gateway => POLICY ["GetEffectivePermissions"],
     Gateway => SESSION [

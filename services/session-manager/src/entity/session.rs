@@ -49,6 +49,12 @@ pub struct Model {
     /// The replica driving the session, and until when.
     pub lease_owner: Option<String>,
     pub lease_until: Option<DateTimeUtc>,
+    /// The owner's groups at admission, strongest first: a JSON array of ids ('' before
+    /// they were recorded). Read with `Row::groups`.
+    #[sea_orm(column_type = "Text")]
+    pub group_ids: String,
+    /// Admitted while billing-usage could not answer (`usage.when_unavailable = allow`).
+    pub usage_unchecked: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -16,6 +16,11 @@ pub struct Model {
     pub kind: String,
     pub at: DateTimeUtc,
     pub delivered_at: Option<DateTimeUtc>,
+    /// The owner's name and groups (JSON array of ids, strongest first), copied from the
+    /// session: billing-usage charges per-group allowances by them.
+    pub username: String,
+    #[sea_orm(column_type = "Text")]
+    pub group_ids: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
