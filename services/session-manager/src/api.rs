@@ -262,6 +262,10 @@ impl SessionApi {
             ))
             .into());
         }
+        // A resume starts the clock again: a spent allowance refuses it as it refuses a launch.
+        if desired == DesiredState::Running && row.desired() != DesiredState::Running {
+            launch::check_usage(&self.core.usage, &row.user_id).await?;
+        }
         let kind = match desired {
             DesiredState::Running => "session.resume",
             DesiredState::Paused => "session.pause",
@@ -720,6 +724,7 @@ impl SessionService for SessionApi {
             let row = if row.desired() == DesiredState::Running {
                 row.clone()
             } else {
+                launch::check_usage(&self.core.usage, &row.user_id).await?;
                 let event = audit(
                     "session.resume",
                     Some(&row.user_id),
