@@ -18,6 +18,7 @@ use crate::commands::session::SessionCommand;
 use crate::commands::setting::SettingCommand;
 use crate::commands::sshkey::SshKeyCommand;
 use crate::commands::twofa::TwoFaCommand;
+use crate::commands::usage::UsageCommand;
 use crate::commands::user::UserCommand;
 use crate::commands::workspace::WorkspaceCommand;
 use crate::output::Format;
@@ -35,8 +36,11 @@ pub const DEFAULT_SESSION_ENDPOINT: &str = "https://127.0.0.1:7003";
 /// The agent's gRPC address used when `--agent-endpoint` is not given (`atrium up`'s).
 pub const DEFAULT_AGENT_ENDPOINT: &str = "https://127.0.0.1:7004";
 
+/// Billing-usage's gRPC address used when `--usage-endpoint` is not given.
+pub const DEFAULT_USAGE_ENDPOINT: &str = "https://127.0.0.1:7005";
+
 /// Atrium: administer users, API keys, login sessions, groups, settings, permissions,
-/// workspaces and sessions, or run every service (`atrium up`).
+/// workspaces, sessions and usage, or run every service (`atrium up`).
 #[derive(Debug, Parser)]
 #[command(name = "atrium", version, propagate_version = true)]
 pub struct Cli {
@@ -62,6 +66,11 @@ pub struct GlobalArgs {
     /// same credential, refreshed against identity).
     #[arg(long, global = true, env = "ATRIUM_SESSION_ENDPOINT", default_value = DEFAULT_SESSION_ENDPOINT)]
     pub session_endpoint: String,
+
+    /// Billing-usage's gRPC address (usage commands; they call with the same credential,
+    /// refreshed against identity).
+    #[arg(long, global = true, env = "ATRIUM_USAGE_ENDPOINT", default_value = DEFAULT_USAGE_ENDPOINT)]
+    pub usage_endpoint: String,
 
     /// A node agent's gRPC address (agent commands; they call with your login, which needs
     /// agents.view, or agents.modify to drain).
@@ -142,6 +151,10 @@ pub enum Command {
     /// Where a workspace's session would be placed, and why each agent was or was not chosen.
     #[command(subcommand)]
     Placement(PlacementCommand),
+    /// Session time: a user's usage_limit and what is left of it, reports with costs, and
+    /// the cost rates of workspaces (billing-usage).
+    #[command(subcommand)]
+    Usage(UsageCommand),
     /// Run every service in one process.
     Up(UpArgs),
     /// Container images: build the demo workspace image.
@@ -225,6 +238,33 @@ mod tests {
             panic!("expected up");
         };
         assert_eq!(args.identity_port, 7001);
+        assert_eq!(args.billing_usage_port, 7005);
         assert_eq!(args.listen_host, "127.0.0.1");
+        let cli =
+            Cli::try_parse_from(["atrium", "up", "--timezone", "Europe/Berlin"]).expect("parse");
+        let Command::Up(args) = cli.command else {
+            panic!("expected up");
+        };
+        assert_eq!(args.timezone, "Europe/Berlin");
+        let error = Cli::try_parse_from(["atrium", "up", "--timezone", "Mars/Olympus"])
+            .expect_err("not a timezone")
+            .to_string();
+        assert!(error.contains("--timezone"), "{error}");
+    }
+
+    #[test]
+    fn the_usage_endpoint_has_a_default_and_a_flag() {
+        let cli = Cli::try_parse_from(["atrium", "usage", "rate", "list"]).expect("parse");
+        assert!(!cli.global.usage_endpoint.is_empty());
+        let cli = Cli::try_parse_from([
+            "atrium",
+            "usage",
+            "rate",
+            "list",
+            "--usage-endpoint",
+            "http://u:5",
+        ])
+        .expect("parse");
+        assert_eq!(cli.global.usage_endpoint, "http://u:5");
     }
 }

@@ -4,7 +4,8 @@
 //! A stored login is refreshed (Refresh RPC to identity, saved back) when its access token has
 //! expired, or once when a call answers Unauthenticated, and the call is then retried. The
 //! same credential and refresh serve calls to other services ([`Identity::call_on`]): a policy
-//! call (or a session-manager call) carries the identity login's access token.
+//! call (or a session-manager or billing-usage call) carries the identity login's access
+//! token.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use atrium_proto::identity::v1::identity_service_client::IdentityServiceClient;
 use atrium_proto::identity::v1::{LoginResponse, LoginStatus, RefreshRequest};
 use atrium_proto::policy::v1::policy_service_client::PolicyServiceClient;
 use atrium_proto::session::v1::session_service_client::SessionServiceClient;
+use atrium_proto::usage::v1::usage_service_client::UsageServiceClient;
 use atrium_service_kit::auth::Credential;
 use atrium_service_kit::client::Dialer;
 use atrium_service_kit::telemetry::OutgoingInterceptor;
@@ -30,6 +32,7 @@ use crate::json::instant;
 pub type Client = IdentityServiceClient<InterceptedService<Channel, OutgoingInterceptor>>;
 pub type PolicyClient = PolicyServiceClient<InterceptedService<Channel, OutgoingInterceptor>>;
 pub type SessionClient = SessionServiceClient<InterceptedService<Channel, OutgoingInterceptor>>;
+pub type UsageClient = UsageServiceClient<InterceptedService<Channel, OutgoingInterceptor>>;
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -276,6 +279,23 @@ impl Identity {
     {
         let channel = session.channel().await?;
         self.call_on(&channel, SessionServiceClient::with_interceptor, request, f)
+            .await
+    }
+
+    /// Makes one billing-usage call (see [`Identity::call_on`]).
+    pub async fn call_usage<Req, T, F, Fut>(
+        &mut self,
+        usage: &mut Lazy,
+        request: Req,
+        f: F,
+    ) -> CliResult<T>
+    where
+        Req: Clone,
+        F: Fn(UsageClient, Req) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let channel = usage.channel().await?;
+        self.call_on(&channel, UsageServiceClient::with_interceptor, request, f)
             .await
     }
 

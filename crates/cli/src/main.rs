@@ -1,7 +1,8 @@
 //! The `atrium` command: the admin CLI over the identity service's gRPC API (users, API keys,
 //! login sessions, two-factor authentication, SSH keys, the audit trail) and the policy
-//! service's (groups, settings, effective policy, permissions, workspaces), a node agent's
-//! status and sessions (`atrium agent`, with agents.view), and `atrium up`,
+//! service's (groups, settings, effective policy, permissions, workspaces), the
+//! session-manager's (sessions, placement), billing-usage's (usage, reports, cost rates), a
+//! node agent's status and sessions (`atrium agent`, with agents.view), and `atrium up`,
 //! which runs every service in one process. Commands are thin: they parse arguments, call one
 //! or a few RPCs through [`client::Identity`] and print the answer; rules belong to the
 //! services.

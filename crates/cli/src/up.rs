@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use atrium_launcher::{LaunchConfig, Launcher, MetricsPorts, Role, Running, Storage};
+use atrium_launcher::{
+    LaunchConfig, Launcher, MetricsPorts, Role, Running, Storage, check_timezone,
+};
 use atrium_service_kit::Secret;
 use atrium_service_kit::telemetry::{self, LogFormat};
 
@@ -30,10 +32,17 @@ pub struct UpArgs {
     /// The agent's gRPC port.
     #[arg(long, default_value_t = Role::Agent.default_port())]
     pub agent_port: u16,
+    /// Billing-usage's gRPC port.
+    #[arg(long, default_value_t = Role::BillingUsage.default_port())]
+    pub billing_usage_port: u16,
     /// Prometheus `/metrics` ports: identity on BASE+1, policy on BASE+2, the session-manager
-    /// on BASE+3, the agent on BASE+4; 0 for none.
+    /// on BASE+3, the agent on BASE+4, billing-usage on BASE+5; 0 for none.
     #[arg(long, default_value_t = 9100)]
     pub metrics_base_port: u16,
+    /// The IANA timezone of usage windows and by-day history (billing-usage), e.g.
+    /// Europe/Berlin.
+    #[arg(long, env = "ATRIUM_TIMEZONE", default_value = "UTC", value_parser = parse_timezone)]
+    pub timezone: String,
     /// The local Docker engine the agent runs session containers on.
     #[arg(
         long,
@@ -54,6 +63,13 @@ pub struct UpArgs {
     pub log_format: LogFormat,
 }
 
+/// clap value parser for `--timezone`: an IANA name as billing-usage reads it, checked before
+/// anything starts.
+fn parse_timezone(value: &str) -> Result<String, String> {
+    check_timezone(value)?;
+    Ok(value.trim().to_owned())
+}
+
 impl UpArgs {
     fn launch_config(&self) -> anyhow::Result<LaunchConfig> {
         let host = self
@@ -65,6 +81,7 @@ impl UpArgs {
             (Role::Policy, self.policy_port),
             (Role::SessionManager, self.session_manager_port),
             (Role::Agent, self.agent_port),
+            (Role::BillingUsage, self.billing_usage_port),
         ]);
         let metrics = match self.metrics_base_port {
             0 => MetricsPorts::Off,
@@ -82,6 +99,7 @@ impl UpArgs {
                 None => Storage::Sqlite,
             },
             log_format: self.log_format,
+            timezone: self.timezone.clone(),
             ..LaunchConfig::default()
         })
     }
@@ -116,12 +134,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             "start Atrium (ports: {hint}; --metrics-base-port, 0 for none)"
         ))
     })?;
-    print_banner(&running, &args.docker_host);
+    print_banner(&running, &args);
     running.shutdown_signal().on_signals();
     running.wait().await
 }
 
-fn print_banner(running: &Running, docker_host: &str) {
+fn print_banner(running: &Running, args: &UpArgs) {
     println!();
     println!("Atrium is up (gRPC over TLS; every service offers health and reflection):");
     for role in running.roles() {
@@ -129,7 +147,8 @@ fn print_banner(running: &Running, docker_host: &str) {
             continue;
         };
         let note = match role {
-            Role::Agent => format!("   (Docker at {docker_host})"),
+            Role::Agent => format!("   (Docker at {})", args.docker_host),
+            Role::BillingUsage => format!("   (usage windows in {})", args.timezone),
             _ => String::new(),
         };
         println!("  {:<16}{endpoint}{note}", role.name());

@@ -1,8 +1,8 @@
 //! `atrium up` end to end: the real binary, on free ports and a fresh data directory. Every
 //! port speaks TLS with the local CA it makes (plaintext is refused), the CLI trusts that CA
 //! without being told when ATRIUM_DATA_DIR names the directory, the administrator it prints
-//! logs in, and `atrium agent status` and `atrium session list` work with that login (no
-//! service secret involved).
+//! logs in, and `atrium agent status`, `atrium session list` and `atrium usage rate list` work
+//! with that login (no service secret involved).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -27,14 +27,14 @@ fn free_ports(count: usize) -> Vec<u16> {
         .collect()
 }
 
-/// A metrics base port whose BASE+1 to +4 are free.
+/// A metrics base port whose BASE+1 to +5 are free.
 fn free_metrics_base() -> u16 {
     for _ in 0..50 {
         let base = free_ports(1)[0];
-        if base > u16::MAX - 5 {
+        if base > u16::MAX - 6 {
             continue;
         }
-        let all_free = [1, 2, 3, 4]
+        let all_free = [1, 2, 3, 4, 5]
             .iter()
             .all(|off| std::net::TcpListener::bind(("127.0.0.1", base + off)).is_ok());
         if all_free {
@@ -58,6 +58,7 @@ async fn start(data: &Path, ports: &[u16], metrics_base: u16) -> Up {
         .args(["--policy-port", &ports[1].to_string()])
         .args(["--session-manager-port", &ports[2].to_string()])
         .args(["--agent-port", &ports[3].to_string()])
+        .args(["--billing-usage-port", &ports[4].to_string()])
         .args(["--metrics-base-port", &metrics_base.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -125,7 +126,7 @@ async fn up_speaks_tls_everywhere_and_the_cli_trusts_its_ca() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = dir.path().join("config");
-    let ports = free_ports(4);
+    let ports = free_ports(5);
     let metrics_base = free_metrics_base();
     let mut up = start(&data, &ports, metrics_base).await;
     let ca = data.join("tls").join("ca.pem");
@@ -141,7 +142,7 @@ async fn up_speaks_tls_everywhere_and_the_cli_trusts_its_ca() {
         let plain = health(&Dialer::plaintext(), &format!("http://127.0.0.1:{port}")).await;
         assert!(plain.is_err(), "port {port} answered plaintext gRPC");
     }
-    for offset in [1, 2, 3, 4] {
+    for offset in [1, 2, 3, 4, 5] {
         let addr = SocketAddr::from(([127, 0, 0, 1], metrics_base + offset));
         let mut stream = ClientTls::http1(&ca)
             .unwrap()
@@ -164,6 +165,7 @@ async fn up_speaks_tls_everywhere_and_the_cli_trusts_its_ca() {
     let policy = format!("https://127.0.0.1:{}", ports[1]);
     let sessions = format!("https://127.0.0.1:{}", ports[2]);
     let agent = format!("https://127.0.0.1:{}", ports[3]);
+    let usage = format!("https://127.0.0.1:{}", ports[4]);
     let common = [
         "--endpoint",
         endpoint.as_str(),
@@ -173,6 +175,8 @@ async fn up_speaks_tls_everywhere_and_the_cli_trusts_its_ca() {
         sessions.as_str(),
         "--agent-endpoint",
         agent.as_str(),
+        "--usage-endpoint",
+        usage.as_str(),
     ];
     let mut login = vec!["login", "-u", "admin", "--password-stdin"];
     login.extend(common);
@@ -187,6 +191,11 @@ async fn up_speaks_tls_everywhere_and_the_cli_trusts_its_ca() {
     sessions_list.extend(common);
     let (code, out) = cli(&data, &config, &sessions_list, "").await;
     assert_eq!(code, 0, "session list with the admin's login: {out}");
+    // So does billing-usage.
+    let mut rates = vec!["usage", "rate", "list"];
+    rates.extend(common);
+    let (code, out) = cli(&data, &config, &rates, "").await;
+    assert_eq!(code, 0, "usage rate list with the admin's login: {out}");
 
     // A user without agents.view is refused by the agent, with the same kind of login.
     let mut create = vec!["user", "create", "bob", "--password-stdin"];

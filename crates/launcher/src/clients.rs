@@ -8,6 +8,7 @@ use atrium_proto::identity::v1::LoginRequest;
 use atrium_proto::identity::v1::identity_service_client::IdentityServiceClient;
 use atrium_proto::policy::v1::policy_service_client::PolicyServiceClient;
 use atrium_proto::session::v1::session_service_client::SessionServiceClient;
+use atrium_proto::usage::v1::usage_service_client::UsageServiceClient;
 use atrium_service_kit::auth::{Credential, ServiceId};
 use atrium_service_kit::client::Dialer;
 use atrium_service_kit::telemetry::OutgoingInterceptor;
@@ -25,6 +26,7 @@ pub type IdentityClient = IdentityServiceClient<Authed>;
 pub type PolicyClient = PolicyServiceClient<Authed>;
 pub type AgentClient = AgentServiceClient<Authed>;
 pub type SessionClient = SessionServiceClient<Authed>;
+pub type UsageClient = UsageServiceClient<Authed>;
 
 /// Who a client calls as.
 #[derive(Debug, Clone)]
@@ -94,6 +96,12 @@ impl Running {
     pub async fn session(&self, caller: &Caller) -> anyhow::Result<SessionClient> {
         Ok(SessionServiceClient::new(
             self.authed(Role::SessionManager, caller).await?,
+        ))
+    }
+
+    pub async fn usage(&self, caller: &Caller) -> anyhow::Result<UsageClient> {
+        Ok(UsageServiceClient::new(
+            self.authed(Role::BillingUsage, caller).await?,
         ))
     }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atrium_agent::AgentConfig;
+use atrium_billing_usage::BillingUsageConfig;
 use atrium_identity::IdentityConfig;
 use atrium_policy::PolicyConfig;
 use atrium_service_kit::Secret;
@@ -16,6 +17,12 @@ use atrium_service_kit::telemetry::LogFormat;
 use atrium_session_manager::SessionManagerConfig;
 
 use crate::role::Role;
+
+/// Whether billing-usage takes `name` as the timezone of its windows (an IANA name such as
+/// `Europe/Berlin`); the error says why not.
+pub fn check_timezone(name: &str) -> Result<(), String> {
+    atrium_billing_usage::window::parse_timezone(name).map(|_| ())
+}
 
 /// Where the `/metrics` ports are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +42,7 @@ pub enum Storage {
     /// default.
     Sqlite,
     /// One PostgreSQL database per service, named `<prefix><service>` (`atrium_identity`,
-    /// `atrium_policy`, `atrium_session_manager`) on the server `admin_url` points at, created
+    /// `atrium_policy`, `atrium_billing_usage`, `atrium_session_manager`) on the server `admin_url` points at, created
     /// when missing. `admin_url` names a database the launcher may connect to to create them
     /// (`postgres://user:pw@host:5432/postgres`).
     Postgres { admin_url: Secret, prefix: String },
@@ -76,6 +83,7 @@ pub struct Tuning {
     pub policy: Option<Tune<PolicyConfig>>,
     pub agent: Option<Tune<AgentConfig>>,
     pub session_manager: Option<Tune<SessionManagerConfig>>,
+    pub billing_usage: Option<Tune<BillingUsageConfig>>,
 }
 
 impl fmt::Debug for Tuning {
@@ -85,6 +93,7 @@ impl fmt::Debug for Tuning {
             .field("policy", &self.policy.is_some())
             .field("agent", &self.agent.is_some())
             .field("session_manager", &self.session_manager.is_some())
+            .field("billing_usage", &self.billing_usage.is_some())
             .finish()
     }
 }
@@ -128,8 +137,13 @@ pub struct LaunchConfig {
     /// NOT_SERVING while Docker does not answer, and `atrium up` without Docker still runs.
     pub wait_for_docker: bool,
     /// Endpoints (`https://host:port`) of roles that run elsewhere, for the roles started here
-    /// to call.
+    /// to call: e.g. `Role::BillingUsage` for a session-manager started here when billing-usage
+    /// runs separately (a session-manager with billing-usage in neither place admits without
+    /// usage limits).
     pub external: BTreeMap<Role, String>,
+    /// The IANA timezone of billing-usage's calendar windows (days, weeks from Monday, months)
+    /// and its by-day history, e.g. `Europe/Berlin`.
+    pub timezone: String,
     pub tuning: Tuning,
 }
 
@@ -152,6 +166,7 @@ impl Default for LaunchConfig {
             ready_timeout: Duration::from_secs(60),
             wait_for_docker: false,
             external: BTreeMap::new(),
+            timezone: "UTC".into(),
             tuning: Tuning::default(),
         }
     }
@@ -208,6 +223,15 @@ impl LaunchConfig {
         self
     }
 
+    /// Adjusts billing-usage's configuration after the launcher's wiring.
+    pub fn tune_billing_usage(
+        mut self,
+        tune: impl Fn(&mut BillingUsageConfig) + Send + Sync + 'static,
+    ) -> Self {
+        self.tuning.billing_usage = chain(self.tuning.billing_usage.take(), tune);
+        self
+    }
+
     /// Checks what can be checked before anything is created or bound, for starting `roles`.
     pub fn validate(&self, roles: &[Role]) -> anyhow::Result<()> {
         if let (MetricsPorts::Base(base), Some(last)) = (
@@ -245,6 +269,9 @@ impl LaunchConfig {
                 endpoint.starts_with("https://"),
                 "{role} endpoint `{endpoint}`: must be an https:// URL"
             );
+        }
+        if roles.contains(&Role::BillingUsage) {
+            check_timezone(&self.timezone).map_err(|e| anyhow::anyhow!("timezone: {e}"))?;
         }
         Ok(())
     }
@@ -290,5 +317,34 @@ mod tests {
             ..LaunchConfig::default()
         };
         assert!(namespace.validate(&roles).is_err());
+        let timezone = LaunchConfig {
+            timezone: "Mars/Olympus_Mons".into(),
+            ..LaunchConfig::default()
+        };
+        let error = timezone
+            .validate(&[Role::Identity, Role::Policy, Role::BillingUsage])
+            .expect_err("not a timezone");
+        assert!(error.to_string().contains("timezone"), "{error}");
+        // Only billing-usage reads it.
+        timezone.validate(&roles).expect("no billing-usage here");
+        let berlin = LaunchConfig {
+            timezone: "Europe/Berlin".into(),
+            ..LaunchConfig::default()
+        };
+        berlin.validate(&[Role::BillingUsage]).expect("a timezone");
+        assert!(check_timezone("europe/berlin").is_ok());
+        assert!(check_timezone("Mars/Olympus_Mons").is_err());
+        // Billing-usage is BASE+5.
+        let high = LaunchConfig {
+            metrics: MetricsPorts::Base(u16::MAX - 4),
+            ..LaunchConfig::default()
+        };
+        let error = high
+            .validate(&[Role::Identity, Role::BillingUsage])
+            .expect_err("no room for BASE+5");
+        assert!(
+            error.to_string().contains("billing-usage's is BASE+5"),
+            "{error}"
+        );
     }
 }

@@ -11,6 +11,7 @@ use atrium_service_kit::pki::LocalCa;
 use atrium_service_kit::tasks::TaskSet;
 use atrium_service_kit::{Shutdown, metrics, server};
 
+use crate::billing_usage;
 use crate::config::{LaunchConfig, MetricsPorts};
 use crate::ready;
 use crate::role::Role;
@@ -33,9 +34,19 @@ pub(crate) fn dial_host(host: IpAddr) -> IpAddr {
     }
 }
 
-fn refuse_unbuilt(roles: &BTreeSet<Role>) -> anyhow::Result<()> {
+/// Refuses roles this build cannot run, and roles whose required peers are neither started
+/// here nor given as external endpoints, before anything is created or bound.
+fn refuse_unrunnable(roles: &BTreeSet<Role>, config: &LaunchConfig) -> anyhow::Result<()> {
     for role in roles {
         anyhow::ensure!(role.is_built(), "{role} is not built yet");
+    }
+    for role in roles {
+        for needed in role.requires() {
+            anyhow::ensure!(
+                roles.contains(needed) || config.external.contains_key(needed),
+                "{role} needs {needed}: start the {needed} role too, or give its endpoint"
+            );
+        }
     }
     Ok(())
 }
@@ -69,7 +80,7 @@ impl Launcher {
         config.validate(roles)?;
         let roles: BTreeSet<Role> = roles.iter().copied().collect();
         anyhow::ensure!(!roles.is_empty(), "no roles to start");
-        refuse_unbuilt(&roles)?;
+        refuse_unrunnable(&roles, &config)?;
 
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("create {}", config.data_dir.display()))?;
@@ -105,11 +116,8 @@ impl Launcher {
             endpoints.insert(*role, format!("https://{}", at.addr));
         }
 
-        let with_databases: Vec<Role> = roles
-            .iter()
-            .copied()
-            .filter(|r| matches!(r, Role::Identity | Role::Policy | Role::SessionManager))
-            .collect();
+        let with_databases: Vec<Role> =
+            roles.iter().copied().filter(|r| r.has_database()).collect();
         storage::ensure_databases(&config.storage, &with_databases).await?;
 
         // One heartbeat store for the agent and the session-manager of this process.
@@ -136,6 +144,9 @@ impl Launcher {
             heartbeats: heartbeats.clone(),
             shutdown: &shutdown,
         };
+        // Built in start-up order (`Role`'s order): identity first, for its key set;
+        // billing-usage before the session-manager, which is wired to it. Readiness is
+        // awaited in the same order.
         let mut serving: Vec<(Role, Serving)> = Vec::new();
         let mut admin = None;
         let mut identity_keys = None;
@@ -157,6 +168,12 @@ impl Launcher {
                         .filter(|_| config.share_verification_keys);
                     services::policy(&wiring, role_listeners, keys).await?
                 }
+                Role::BillingUsage => {
+                    let keys = identity_keys
+                        .clone()
+                        .filter(|_| config.share_verification_keys);
+                    billing_usage::start(&wiring, role_listeners, keys).await?
+                }
                 Role::SessionManager => {
                     let keys = identity_keys
                         .clone()
@@ -164,7 +181,7 @@ impl Launcher {
                     session_manager::start(&wiring, role_listeners, keys).await?
                 }
                 Role::Agent => services::agent(&wiring, role_listeners)?,
-                Role::BillingUsage | Role::Gateway => anyhow::bail!("{role} is not built yet"),
+                Role::Gateway => anyhow::bail!("{role} is not built yet"),
             };
             serving.push((*role, future));
         }

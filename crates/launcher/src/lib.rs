@@ -1,7 +1,8 @@
 //! The launcher: starts any set of Atrium's roles in one process, wired together — each on its
 //! own port with its own TLS identity under one local CA, each pointed at the others'
-//! endpoints, sharing what one process can share (identity's key set with policy, one heartbeat
-//! store between the agent and the session-manager). `atrium up` is "every role"; the
+//! endpoints, sharing what one process can share (identity's key set with policy,
+//! billing-usage and the session-manager, one heartbeat store between the agent and the
+//! session-manager). `atrium up` is "every role"; the
 //! integration tests' sandbox uses the same code.
 //!
 //! What belongs here is wiring and lifetime: secrets and the CA, binding, start order,
@@ -9,6 +10,7 @@
 //! alone (`atrium-<service>`), belongs to the service; printing and argument parsing belong to
 //! the CLI.
 
+mod billing_usage;
 mod clients;
 mod config;
 mod launch;
@@ -23,9 +25,9 @@ mod storage;
 pub use atrium_identity::BootstrapAdmin;
 
 pub use crate::clients::{
-    AgentClient, Authed, Caller, IdentityClient, PolicyClient, SessionClient,
+    AgentClient, Authed, Caller, IdentityClient, PolicyClient, SessionClient, UsageClient,
 };
-pub use crate::config::{LaunchConfig, MetricsPorts, Storage, Tuning};
+pub use crate::config::{LaunchConfig, MetricsPorts, Storage, Tuning, check_timezone};
 pub use crate::launch::Launcher;
 pub use crate::role::Role;
 pub use crate::running::{Bound, Running};

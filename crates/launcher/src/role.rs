@@ -10,26 +10,30 @@ use atrium_service_kit::auth::ServiceId;
 /// Every service of the design is here, so a role that is not built yet is refused with a
 /// clear error ([`Role::is_built`]) rather than being an unknown name. Ports follow one
 /// numbering: the role's number `n` gives gRPC port `7000 + n` and metrics port `BASE + n`.
+///
+/// The variants are declared in start-up order, dependencies first, and the derived `Ord`
+/// is that order: every set or map of roles (what a launch starts, its endpoints, readiness)
+/// walks them in it. The numbering of ports is separate ([`Role::number`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
     Identity,
     Policy,
+    /// Before the session-manager, which calls it for admission and its usage events.
+    BillingUsage,
     SessionManager,
     Agent,
-    /// Not built yet: selecting it fails.
-    BillingUsage,
     /// Not built yet: selecting it fails.
     Gateway,
 }
 
 impl Role {
-    /// Every role, in start-up order (dependencies first).
+    /// Every role, in start-up order (dependencies first; the same order as `Ord`).
     pub const ALL: [Role; 6] = [
         Role::Identity,
         Role::Policy,
+        Role::BillingUsage,
         Role::SessionManager,
         Role::Agent,
-        Role::BillingUsage,
         Role::Gateway,
     ];
 
@@ -57,8 +61,33 @@ impl Role {
     /// Whether this build can run it.
     pub fn is_built(self) -> bool {
         match self {
-            Role::Identity | Role::Policy | Role::SessionManager | Role::Agent => true,
-            Role::BillingUsage | Role::Gateway => false,
+            Role::Identity
+            | Role::Policy
+            | Role::BillingUsage
+            | Role::SessionManager
+            | Role::Agent => true,
+            Role::Gateway => false,
+        }
+    }
+
+    /// The roles it cannot start without: started in the same launch (before it), or given as
+    /// external endpoints. What it only uses when present (the session-manager's
+    /// billing-usage, the agent's identity and policy) is not listed.
+    pub fn requires(self) -> &'static [Role] {
+        match self {
+            Role::Identity | Role::Agent => &[],
+            Role::Policy => &[Role::Identity],
+            Role::BillingUsage | Role::SessionManager | Role::Gateway => {
+                &[Role::Identity, Role::Policy]
+            }
+        }
+    }
+
+    /// Whether it keeps a database of its own (a SQLite file, or a PostgreSQL database).
+    pub fn has_database(self) -> bool {
+        match self {
+            Role::Identity | Role::Policy | Role::BillingUsage | Role::SessionManager => true,
+            Role::Agent | Role::Gateway => false,
         }
     }
 
@@ -75,7 +104,7 @@ impl Role {
     }
 
     /// Its gRPC port unless told otherwise: identity 7001, policy 7002, session-manager 7003,
-    /// agent 7004 (billing-usage 7005 and gateway 7006 once they exist).
+    /// agent 7004, billing-usage 7005 (gateway 7006 once it exists).
     pub fn default_port(self) -> u16 {
         7000 + self.number()
     }
@@ -120,6 +149,8 @@ mod tests {
         assert_eq!(Role::SessionManager.default_port(), 7003);
         assert_eq!(Role::Agent.default_port(), 7004);
         assert_eq!(Role::Agent.metrics_offset(), 4);
+        assert_eq!(Role::BillingUsage.default_port(), 7005);
+        assert_eq!(Role::BillingUsage.metrics_offset(), 5);
         let error = "nope".parse::<Role>().expect_err("not a role").to_string();
         assert!(error.contains("session-manager"), "{error}");
     }
@@ -129,7 +160,32 @@ mod tests {
         let available = Role::available();
         assert!(available.contains(&Role::Identity));
         assert!(available.contains(&Role::SessionManager));
+        assert!(available.contains(&Role::BillingUsage));
         assert!(!available.contains(&Role::Gateway));
-        assert!(!available.contains(&Role::BillingUsage));
+    }
+
+    #[test]
+    fn start_up_order_puts_every_dependency_first() {
+        // `ALL` and `Ord` agree, so a set of roles starts in the order of `ALL`.
+        let mut sorted = Role::ALL;
+        sorted.sort();
+        assert_eq!(sorted, Role::ALL);
+        for role in Role::ALL {
+            for needed in role.requires() {
+                assert!(needed < &role, "{role} starts before {needed}");
+            }
+        }
+        // The session-manager only uses billing-usage, but is wired to it when both start.
+        assert!(Role::BillingUsage < Role::SessionManager);
+        assert_eq!(
+            Role::available(),
+            [
+                Role::Identity,
+                Role::Policy,
+                Role::BillingUsage,
+                Role::SessionManager,
+                Role::Agent
+            ]
+        );
     }
 }

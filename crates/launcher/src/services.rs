@@ -45,7 +45,7 @@ pub(crate) struct Wiring<'a> {
 }
 
 impl Wiring<'_> {
-    fn endpoint(&self, role: Role) -> Option<String> {
+    pub(crate) fn endpoint(&self, role: Role) -> Option<String> {
         self.endpoints.get(&role).cloned()
     }
 

@@ -1,6 +1,7 @@
-//! The session-manager role: wired to identity and policy, sharing the launch's heartbeat
-//! store with the agent (so an agent in this process is placed on without Redis), and, with
-//! identity here too, identity's key set.
+//! The session-manager role: wired to identity and policy, to billing-usage when it runs in
+//! this launch or elsewhere (`LaunchConfig::external`), sharing the launch's heartbeat store
+//! with the agent (so an agent in this process is placed on without Redis), and, with identity
+//! here too, identity's key set.
 
 use anyhow::Context as _;
 use atrium_service_kit::Secret;
@@ -33,6 +34,9 @@ pub(crate) async fn start(
         shutdown_deadline_secs: wiring.deadline_secs(),
         ..SessionManagerConfig::default()
     };
+    // Admission checks and the lifecycle events go to billing-usage when it runs here or
+    // elsewhere; without it nobody's allowance is ever spent.
+    config.usage.endpoint = wiring.endpoint(Role::BillingUsage);
     if let Some(tune) = &wiring.config.tuning.session_manager {
         tune(&mut config);
     }

@@ -100,5 +100,13 @@ mod tests {
             url(&postgres, dir, Role::SessionManager).expect("a url"),
             "postgres://atrium:pw@db:5432/atrium_session_manager?sslmode=disable"
         );
+        assert_eq!(
+            url(&Storage::Sqlite, dir, Role::BillingUsage).expect("a url"),
+            "sqlite:///data/billing-usage.db"
+        );
+        assert_eq!(
+            url(&postgres, dir, Role::BillingUsage).expect("a url"),
+            "postgres://atrium:pw@db:5432/atrium_billing_usage?sslmode=disable"
+        );
     }
 }

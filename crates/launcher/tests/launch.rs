@@ -11,6 +11,7 @@ use atrium_proto::agent::v1 as agent;
 use atrium_proto::identity::v1 as id;
 use atrium_proto::policy::v1 as pol;
 use atrium_proto::session::v1 as session;
+use atrium_proto::usage::v1 as usage;
 use atrium_service_kit::Secret;
 use atrium_service_kit::auth::ServiceId;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -38,13 +39,19 @@ async fn every_role_starts_wired_healthy_and_stops_together() {
         [
             Role::Identity,
             Role::Policy,
+            Role::BillingUsage,
             Role::SessionManager,
             Role::Agent
         ]
     );
     let running = Launcher::start(config(dir.path()), &roles).await.unwrap();
     assert_eq!(running.roles(), roles);
-    for role in [Role::Identity, Role::Policy, Role::SessionManager] {
+    for role in [
+        Role::Identity,
+        Role::Policy,
+        Role::BillingUsage,
+        Role::SessionManager,
+    ] {
         assert_eq!(
             running.health(role).await.unwrap(),
             ServingStatus::Serving,
@@ -57,6 +64,14 @@ async fn every_role_starts_wired_healthy_and_stops_together() {
     assert!(running.ca_path().exists());
     assert!(running.data_dir().join("secrets.json").exists());
     assert!(running.data_dir().join("identity.db").exists());
+    assert!(running.data_dir().join("billing-usage.db").exists());
+    assert_eq!(
+        running.endpoint(Role::BillingUsage),
+        Some(format!(
+            "https://{}",
+            running.bound(Role::BillingUsage).unwrap().addr
+        ))
+    );
     let admin = running
         .bootstrap_admin()
         .expect("a fresh database bootstraps");
@@ -108,6 +123,46 @@ async fn every_role_starts_wired_healthy_and_stops_together() {
         .unwrap()
         .into_inner();
     assert!(listed.sessions.is_empty());
+    // Billing-usage takes the admin's token too; the session-manager (by its certificate) may
+    // check a user's allowance, policy may not deliver usage events.
+    let mut rates = running
+        .usage(&Caller::User(credential.clone()))
+        .await
+        .unwrap();
+    let listed = rates
+        .list_workspace_rates(usage::ListWorkspaceRatesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.rates.is_empty());
+    let admin_id = running
+        .identity(&Caller::User(credential.clone()))
+        .await
+        .unwrap()
+        .who_am_i(id::WhoAmIRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .user_id;
+    let check = running
+        .usage(&Caller::Service(ServiceId::SessionManager))
+        .await
+        .unwrap()
+        .check_usage(usage::CheckUsageRequest {
+            user_id: admin_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(check.allowed && !check.limited, "{check:?}");
+    let refused = running
+        .usage(&Caller::Service(ServiceId::Policy))
+        .await
+        .unwrap()
+        .ingest_events(usage::IngestEventsRequest { events: vec![] })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
     // The agent and the session-manager share one heartbeat store: the agent's heartbeat is
     // there for placement.
     let store = running.heartbeats().expect("a heartbeat store");
@@ -200,7 +255,11 @@ async fn roles_that_cannot_run_are_refused_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     for (roles, expected) in [
         (vec![Role::Gateway], "gateway is not built yet"),
-        (vec![Role::BillingUsage], "billing-usage is not built yet"),
+        (vec![Role::BillingUsage], "billing-usage needs identity"),
+        (
+            vec![Role::Identity, Role::BillingUsage],
+            "billing-usage needs policy",
+        ),
         (vec![Role::Policy], "policy needs identity"),
         (
             vec![Role::Identity, Role::SessionManager],
@@ -231,10 +290,18 @@ async fn postgres_storage_gets_one_fresh_database_per_service() {
         },
         ..config(dir.path())
     };
-    let running = Launcher::start(config, &[Role::Identity, Role::Policy])
+    let running = Launcher::start(config, &[Role::Identity, Role::Policy, Role::BillingUsage])
         .await
         .unwrap();
     assert!(!dir.path().join("identity.db").exists(), "SQLite was used");
+    assert!(
+        !dir.path().join("billing-usage.db").exists(),
+        "SQLite was used"
+    );
+    assert_eq!(
+        running.health(Role::BillingUsage).await.unwrap(),
+        ServingStatus::Serving
+    );
     let mut identity = running
         .identity(&Caller::User(running.admin().await.unwrap()))
         .await

@@ -11,11 +11,15 @@ use atrium_proto::session::v1 as pb;
 use atrium_proto::session::v1::session_service_client::SessionServiceClient;
 use atrium_service_kit::auth::{Credential, ServiceId};
 use atrium_service_kit::telemetry::OutgoingInterceptor;
+use atrium_session_manager::SessionManagerConfig;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 pub type Sessions = SessionServiceClient<InterceptedService<Channel, OutgoingInterceptor>>;
 pub type User = atrium_integration_tests::TestUser;
+
+/// A change to the session-manager's configuration.
+pub type TuneSessionManager = std::sync::Arc<dyn Fn(&mut SessionManagerConfig) + Send + Sync>;
 
 /// Knobs a scenario may turn.
 #[derive(Clone)]
@@ -30,6 +34,10 @@ pub struct Opts {
     /// Another stack's deployment to join (a second replica, a restart, a separate agent).
     pub join: Option<Joined>,
     pub replica_id: Option<String>,
+    /// SQLite files instead of PostgreSQL databases.
+    pub sqlite: bool,
+    /// More session-manager settings, applied last.
+    pub tune: Option<TuneSessionManager>,
 }
 
 impl Default for Opts {
@@ -47,6 +55,8 @@ impl Default for Opts {
             redis_url: None,
             join: None,
             replica_id: None,
+            tune: None,
+            sqlite: false,
         }
     }
 }
@@ -105,6 +115,9 @@ impl Stack {
                     if let Some(id) = &o2.replica_id {
                         c.replica_id = id.clone();
                     }
+                    if let Some(tune) = &o2.tune {
+                        tune(c);
+                    }
                 })
         });
         if let Some(url) = &opts.redis_url {
@@ -112,6 +125,9 @@ impl Stack {
         }
         if let Some(joined) = &opts.join {
             builder = builder.join(joined.clone());
+        }
+        if opts.sqlite {
+            builder = builder.sqlite();
         }
         let sandbox = builder.start().await.expect("start the stack");
         let admin = sandbox

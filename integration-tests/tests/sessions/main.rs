@@ -9,3 +9,4 @@ mod expiry;
 mod faults;
 mod lifecycle;
 mod rights;
+mod usage;

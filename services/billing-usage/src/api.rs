@@ -120,7 +120,7 @@ fn to_event(i: usize, e: pb::SessionEvent) -> ApiResult<NewEvent> {
         username: validate::text(&field("username"), &e.username, 255)?,
         workspace_id: optional_id("workspace_id", &e.workspace_id)?,
         agent_id: validate::text(&field("agent_id"), &e.agent_id, 255)?,
-        zone_id: optional_id("zone_id", &e.zone_id)?,
+        zone_id: validate::text(&field("zone_id"), &e.zone_id, 255)?,
         group_ids,
     })
 }

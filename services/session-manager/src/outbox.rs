@@ -14,7 +14,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 
 use crate::store::Store;
-use crate::usage::UsageGate;
+use crate::usage::{DeliveryError, UsageGate};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -72,7 +72,35 @@ pub async fn deliver_once(
     }
     let full = events.len() >= batch;
     let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
-    gate.deliver(events).await?;
+    match gate.deliver(events.clone()).await {
+        Ok(()) => {}
+        Err(DeliveryError::Unavailable(e)) => return Err(e.into()),
+        Err(DeliveryError::Rejected { index, reason }) => {
+            // Refused as invalid, the event would block every later one forever: it is set
+            // aside (marked delivered, logged with its content) and the rest goes again.
+            let Some(bad) = events.get(index) else {
+                anyhow::bail!(
+                    "billing-usage refused event {index} of {}: {reason}",
+                    ids.len()
+                );
+            };
+            tracing::error!(
+                event_id = %bad.id,
+                session_id = %bad.session_id,
+                kind = %bad.kind,
+                %reason,
+                "billing-usage refused a usage event as invalid; it is set aside"
+            );
+            store
+                .mark_delivered(std::slice::from_ref(&bad.id))
+                .await
+                .map_err(|e| e.into_anyhow().context("set a refused event aside"))?;
+            return Ok(Round {
+                delivered: 0,
+                full: true,
+            });
+        }
+    }
     store
         .mark_delivered(&ids)
         .await

@@ -33,6 +33,17 @@ pub const DELIVER_TIMEOUT: Duration = Duration::from_secs(10);
 #[error("billing-usage is unavailable: {0}")]
 pub struct Unavailable(pub String);
 
+/// Why a batch was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// billing-usage could not take it now: keep it and try again.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+    /// billing-usage refused one event of the batch as invalid (it would refuse it forever).
+    #[error("billing-usage refused event {index} of the batch: {reason}")]
+    Rejected { index: usize, reason: String },
+}
+
 /// Whose allowance it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -204,7 +215,7 @@ pub trait UsageGate: Send + Sync + 'static {
     /// The user's allowance now.
     async fn check(&self, user_id: &str) -> Result<UsageVerdict, Unavailable>;
     /// Hands events to the ledger; applied whole or not at all, idempotent by event id.
-    async fn deliver(&self, events: Vec<usage_pb::SessionEvent>) -> Result<(), Unavailable>;
+    async fn deliver(&self, events: Vec<usage_pb::SessionEvent>) -> Result<(), DeliveryError>;
 }
 
 /// What is known of a user's allowance.

@@ -370,3 +370,34 @@ async fn no_batch_after_the_stop() {
     assert!(gate.batches().is_empty());
     assert_eq!(store.undelivered_events().await.expect("count"), 2);
 }
+
+/// An event billing-usage refuses as invalid is set aside, not retried forever: the events
+/// around it are delivered.
+#[tokio::test]
+async fn a_refused_event_is_set_aside_and_the_rest_delivered() {
+    let (store, _db) = store(Backend::Sqlite).await;
+    sessions(&store, 2).await;
+    let poison = Observation {
+        observed: Some(ObservedState::Stopped),
+        event: Some("poison"),
+        ..Observation::default()
+    };
+    store
+        .observe("s-00", 1, poison)
+        .await
+        .expect("observe")
+        .expect("current");
+    sessions_more(&store).await;
+    let gate = MemoryUsage::new();
+    let mut rounds = 0;
+    while store.undelivered_events().await.expect("count") > 0 {
+        outbox::deliver_once(&store, &gate, 100)
+            .await
+            .expect("a refused event is not an outage");
+        rounds += 1;
+        assert!(rounds < 5, "delivery does not get stuck");
+    }
+    let delivered = gate.batches().concat();
+    assert_eq!(delivered.len(), 5, "every event but the refused one");
+    assert!(delivered.iter().all(|e| e.kind != "poison"));
+}

@@ -1,6 +1,7 @@
 //! Command handlers: each parses nothing itself (clap did), calls the identity service through
 //! [`Identity`] (or the policy service through [`Ctx::policy`], the session-manager through
-//! [`Ctx::session`]) and prints the answer in the chosen [`Format`].
+//! [`Ctx::session`], billing-usage through [`Ctx::usage`]) and prints the answer in the chosen
+//! [`Format`].
 
 pub mod agent;
 pub mod apikey;
@@ -14,6 +15,7 @@ pub mod session;
 pub mod setting;
 pub mod sshkey;
 pub mod twofa;
+pub mod usage;
 pub mod user;
 mod user_edit;
 mod user_ops;
@@ -27,7 +29,7 @@ use atrium_proto::policy::v1::{GetGroupRequest, Group};
 
 use crate::args::{GroupRef, UserRef};
 use crate::cli::{Command, GlobalArgs};
-use crate::client::{Identity, Lazy, PolicyClient, SessionClient};
+use crate::client::{Identity, Lazy, PolicyClient, SessionClient, UsageClient};
 use crate::error::{CliError, CliResult, usage};
 use crate::output::Format;
 use crate::prompt::Prompter;
@@ -42,6 +44,8 @@ pub struct Ctx {
     pub policy_conn: Lazy,
     /// The session-manager (`--session-endpoint`), dialled at its first call.
     pub session_conn: Lazy,
+    /// Billing-usage (`--usage-endpoint`), dialled at its first call.
+    pub usage_conn: Lazy,
     pub prompt: Prompter,
 }
 
@@ -102,6 +106,19 @@ impl Ctx {
             .await
     }
 
+    /// Makes one billing-usage call with the caller's credential (refreshed against identity):
+    /// `ctx.usage(req, |mut c, r| async move { c.check_usage(r).await })`.
+    pub async fn usage<Req, T, F, Fut>(&mut self, request: Req, f: F) -> CliResult<T>
+    where
+        Req: Clone,
+        F: Fn(UsageClient, Req) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.identity
+            .call_usage(&mut self.usage_conn, request, f)
+            .await
+    }
+
     /// Fetches a group by id or name.
     pub async fn get_group(&mut self, group: &GroupRef) -> CliResult<Group> {
         let request = GetGroupRequest {
@@ -123,8 +140,9 @@ impl Ctx {
 /// Runs every command but `up`.
 pub async fn run(global: &GlobalArgs, command: Command) -> CliResult {
     let use_stored = !matches!(command, Command::Login(_));
-    // Policy and session commands dial identity only when they need it (a username, a
-    // refresh), so they work with --token against a policy service or session-manager alone.
+    // Policy, session and usage commands dial identity only when they need it (a username, a
+    // refresh), so they work with --token against a policy service, a session-manager or
+    // billing-usage alone.
     let policy_command = matches!(
         command,
         Command::Group(_)
@@ -133,6 +151,7 @@ pub async fn run(global: &GlobalArgs, command: Command) -> CliResult {
             | Command::Workspace(_)
             | Command::Session(_)
             | Command::Placement(_)
+            | Command::Usage(_)
     );
     let identity = if policy_command {
         Identity::prepare(global, use_stored)?
@@ -144,6 +163,7 @@ pub async fn run(global: &GlobalArgs, command: Command) -> CliResult {
         identity,
         policy_conn: Lazy::new(global.policy_endpoint.clone(), "--policy-endpoint"),
         session_conn: Lazy::new(global.session_endpoint.clone(), "--session-endpoint"),
+        usage_conn: Lazy::new(global.usage_endpoint.clone(), "--usage-endpoint"),
         prompt: Prompter::new(),
     };
     match command {
@@ -161,6 +181,7 @@ pub async fn run(global: &GlobalArgs, command: Command) -> CliResult {
         Command::Workspace(cmd) => workspace::run(&mut ctx, cmd).await,
         Command::Session(cmd) => session::run(&mut ctx, cmd).await,
         Command::Placement(cmd) => placement::run(&mut ctx, cmd).await,
+        Command::Usage(cmd) => usage::run(&mut ctx, cmd).await,
         Command::Up(_) => Err(CliError::Usage("`up` does not connect to a server".into())),
         Command::Image(_) => Err(CliError::Usage(
             "`image` does not connect to a server".into(),

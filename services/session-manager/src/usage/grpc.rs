@@ -7,7 +7,7 @@ use atrium_proto::usage::v1::usage_service_client::UsageServiceClient;
 use atrium_service_kit::client::Dialer;
 use atrium_service_kit::telemetry::OutgoingInterceptor;
 
-use super::{CHECK_TIMEOUT, DELIVER_TIMEOUT, Unavailable, UsageGate, UsageVerdict};
+use super::{CHECK_TIMEOUT, DELIVER_TIMEOUT, DeliveryError, Unavailable, UsageGate, UsageVerdict};
 use crate::peers::Intercepted;
 
 /// [`UsageGate`] over billing-usage's gRPC API, with this service's identity.
@@ -39,6 +39,20 @@ fn unavailable(
     })
 }
 
+/// The batch index of the event an InvalidArgument names (`events[3].zone_id` → 3).
+fn rejected_event(status: &tonic::Status) -> Option<usize> {
+    if status.code() != tonic::Code::InvalidArgument {
+        return None;
+    }
+    let field = atrium_service_kit::error::error_detail(status)?.field;
+    field
+        .strip_prefix("events[")?
+        .split_once(']')?
+        .0
+        .parse()
+        .ok()
+}
+
 #[async_trait]
 impl UsageGate for GrpcUsage {
     async fn check(&self, user_id: &str) -> Result<UsageVerdict, Unavailable> {
@@ -53,13 +67,19 @@ impl UsageGate for GrpcUsage {
         }
     }
 
-    async fn deliver(&self, events: Vec<usage_pb::SessionEvent>) -> Result<(), Unavailable> {
+    async fn deliver(&self, events: Vec<usage_pb::SessionEvent>) -> Result<(), DeliveryError> {
         let mut client = self.client.clone();
         let call = client.ingest_events(usage_pb::IngestEventsRequest { events });
         match tokio::time::timeout(DELIVER_TIMEOUT, call).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(status)) => Err(unavailable("IngestEvents", Ok(status))),
-            Err(elapsed) => Err(unavailable("IngestEvents", Err(elapsed))),
+            Ok(Err(status)) => match rejected_event(&status) {
+                Some(index) => Err(DeliveryError::Rejected {
+                    index,
+                    reason: status.message().to_owned(),
+                }),
+                None => Err(unavailable("IngestEvents", Ok(status)).into()),
+            },
+            Err(elapsed) => Err(unavailable("IngestEvents", Err(elapsed)).into()),
         }
     }
 }

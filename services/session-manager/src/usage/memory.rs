@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use atrium_proto::usage::v1 as usage_pb;
 use chrono::{DateTime, Utc};
 
-use super::{Interval, Limit, Scope, Unavailable, UsageGate, UsageVerdict};
+use super::{DeliveryError, Interval, Limit, Scope, Unavailable, UsageGate, UsageVerdict};
 
 #[derive(Default)]
 struct Inner {
@@ -83,14 +83,20 @@ impl UsageGate for MemoryUsage {
             .unwrap_or_else(UsageVerdict::unlimited))
     }
 
-    async fn deliver(&self, events: Vec<usage_pb::SessionEvent>) -> Result<(), Unavailable> {
+    async fn deliver(&self, events: Vec<usage_pb::SessionEvent>) -> Result<(), DeliveryError> {
         let mut inner = self.lock();
         if inner.down {
-            return Err(Unavailable("connection refused (test)".into()));
+            return Err(Unavailable("connection refused (test)".into()).into());
         }
         if inner.failing_deliveries > 0 {
             inner.failing_deliveries -= 1;
-            return Err(Unavailable("deadline exceeded (test)".into()));
+            return Err(Unavailable("deadline exceeded (test)".into()).into());
+        }
+        if let Some(index) = events.iter().position(|e| e.kind == "poison") {
+            return Err(DeliveryError::Rejected {
+                index,
+                reason: format!("events[{index}].kind: unknown kind (test)"),
+            });
         }
         inner.batches.push(events);
         Ok(())
