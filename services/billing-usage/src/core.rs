@@ -91,12 +91,16 @@ pub struct Check {
     pub checked_at_ms: i64,
 }
 
+/// Hours for people: one decimal from 10 h, two from 0.1 h, four below (a small allowance must
+/// not read as nothing).
 fn hours(ms: i64) -> String {
     let h = ms as f64 / 3_600_000.0;
     if h >= 10.0 {
         format!("{h:.1}")
-    } else {
+    } else if h >= 0.1 || h == 0.0 {
         format!("{h:.2}")
+    } else {
+        format!("{h:.4}")
     }
 }
 

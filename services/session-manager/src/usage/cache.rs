@@ -120,9 +120,10 @@ impl Usage {
         self.ask(gate.as_ref(), user_id).await
     }
 
-    /// For keepalives: the last answer, however old (up to [`KEEPALIVE_STALE_LIMIT`]), with a
-    /// refresh queued when it is older than `check_cache_ms`; asked now only when there is
-    /// none. A keepalive so costs no call to billing-usage in the common case.
+    /// For keepalives: a fresh answer (within `check_cache_ms`); else an older "spent" one (up
+    /// to [`KEEPALIVE_STALE_LIMIT`]) with a refresh queued behind it; else billing-usage is
+    /// asked now. A burst of keepalives so costs billing-usage one call per user per
+    /// `check_cache_ms`, and an out-of-date "allowed" never extends a session.
     pub async fn check_for_keepalive(&self, user_id: &str) -> UsageStatus {
         let Some(gate) = &self.gate else {
             return UsageStatus::NotConfigured;
@@ -130,7 +131,12 @@ impl Usage {
         if let Some(v) = self.cached(user_id, self.ttl) {
             return UsageStatus::Checked(v);
         }
-        if let Some(v) = self.cached(user_id, KEEPALIVE_STALE_LIMIT) {
+        // An older answer serves only when it says spent (a spent allowance stays spent until
+        // its window ends; a fresh one is fetched behind it): an "allowed" answer may be out
+        // of date by as long as it is old, and would extend a session past its allowance.
+        if let Some(v) = self.cached(user_id, KEEPALIVE_STALE_LIMIT)
+            && !v.allowed
+        {
             self.queue_refresh(user_id);
             return UsageStatus::Checked(v);
         }
@@ -368,6 +374,18 @@ mod tests {
         assert_eq!(usage.check_for_keepalive("u1").await.spent(), None);
         stop.trigger();
         refresher.await.expect("join").expect("refresher");
+    }
+
+    #[tokio::test]
+    async fn an_old_allowed_answer_is_asked_again_before_a_keepalive_extends() {
+        let gate = Arc::new(MemoryUsage::new());
+        let usage = Usage::new(gate.clone(), &config(50));
+        gate.set("u1", weekly("G", 2.0, 1.0, window_end()));
+        assert_eq!(usage.check_for_keepalive("u1").await.spent(), None);
+        gate.set("u1", weekly("G", 2.0, 2.0, window_end()));
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert!(usage.check_for_keepalive("u1").await.spent().is_some());
+        assert_eq!(gate.checks(), 2);
     }
 
     #[tokio::test]

@@ -50,9 +50,15 @@ pub fn parse_currency(value: &str) -> Result<String, String> {
     Ok(code.to_ascii_uppercase())
 }
 
-/// Decimal hours to two places (`1.25`).
+/// Decimal hours to two places (`1.25`); under six minutes to four, so that a small allowance
+/// does not read as nothing (`0.0030`).
 pub fn hours(seconds: f64) -> String {
-    format!("{:.2}", seconds / 3600.0)
+    let h = seconds / 3600.0;
+    if h != 0.0 && h.abs() < 0.1 {
+        format!("{h:.4}")
+    } else {
+        format!("{h:.2}")
+    }
 }
 
 /// Decimal hours to four places, for CSV (`1.2500`).
@@ -116,6 +122,7 @@ mod tests {
     fn numbers_are_written_for_people() {
         assert_eq!(hours(5400.0), "1.50");
         assert_eq!(hours(0.0), "0.00");
+        assert_eq!(hours(10.8), "0.0030");
         assert_eq!(hours_precise(60.0), "0.0167");
         assert_eq!(money(12.5), "12.50");
         assert_eq!(money(0.004), "0.00");
