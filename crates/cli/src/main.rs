@@ -28,8 +28,28 @@ use crate::output::Format;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Output into a closed pipe (`atrium … | head`) ends the command quietly, as other tools do,
+/// instead of a panic report: `println!` panics on a broken pipe, and the hook (not `unsafe`
+/// signal handling) turns exactly that into exit status 141 (128 + SIGPIPE).
+fn quiet_on_closed_pipe() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        report(info);
+    }));
+}
+
 #[tokio::main]
 async fn main() {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     client::trust(&cli.global);
     let format = cli.global.output;

@@ -986,7 +986,7 @@ mod tests {
         );
         let within = explained(&r, &UsageStatus::Checked(weekly("X", 2.0, 1.2, end)));
         assert!(
-            within.iter().any(|l| l == "Usage: 1.2 of 2 hours used this week (group X, shared by its members); keepalives extend."),
+            within.iter().any(|l| l == "Usage: 1.20 of 2 hours used this week (group X, shared by its members); keepalives extend."),
             "{within:?}"
         );
         let spent = explained(&r, &UsageStatus::Checked(weekly("X", 2.0, 2.0, end)));

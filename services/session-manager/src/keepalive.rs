@@ -150,7 +150,7 @@ mod tests {
         };
         assert!(
             message.starts_with(
-                "usage limit spent: 2.0 of 2 hours used this week (group Students, shared by its members); it renews at"
+                "usage limit spent: 2.00 of 2 hours used this week (group Students, shared by its members); it renews at"
             ),
             "{message}"
         );
@@ -177,7 +177,7 @@ mod tests {
         assert!(answer.extended);
         assert!(
             answer.message.ends_with(
-                "; usage: 1.2 of 2 hours used this week (group Students, shared by its members)"
+                "; usage: 1.20 of 2 hours used this week (group Students, shared by its members)"
             ),
             "{}",
             answer.message

@@ -551,7 +551,7 @@ mod tests {
         match refused {
             ApiError::FailedPrecondition(m) => assert_eq!(
                 m,
-                "usage limit spent: 2.0 of 2 hours used this week (group Students, shared by its members); it renews at 2026-11-30 00:00 UTC"
+                "usage limit spent: 2.00 of 2 hours used this week (group Students, shared by its members); it renews at 2026-11-30 00:00 UTC"
             ),
             other => panic!("expected FailedPrecondition, got {other:?}"),
         }

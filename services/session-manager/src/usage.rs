@@ -33,6 +33,17 @@ pub const DELIVER_TIMEOUT: Duration = Duration::from_secs(10);
 #[error("billing-usage is unavailable: {0}")]
 pub struct Unavailable(pub String);
 
+/// Hours as billing-usage writes them: one decimal from 10 h, two from 0.1 h, four below.
+fn hours_text(h: f64) -> String {
+    if h >= 10.0 {
+        format!("{h:.1}")
+    } else if h >= 0.1 || h == 0.0 {
+        format!("{h:.2}")
+    } else {
+        format!("{h:.4}")
+    }
+}
+
 /// Why a batch was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeliveryError {
@@ -100,7 +111,7 @@ pub struct UsageVerdict {
     pub exhausted_at: Option<DateTime<Utc>>,
     /// When billing-usage answered, by its clock.
     pub checked_at: Option<DateTime<Utc>>,
-    /// billing-usage's sentence ("1.2 of 2 hours used this week (group Students, shared)").
+    /// billing-usage's sentence ("1.20 of 2 hours used this week (group Students, shared)").
     pub summary: String,
 }
 
@@ -172,8 +183,8 @@ impl UsageVerdict {
             (Scope::PerUser, true) => String::new(),
         };
         format!(
-            "{:.1} of {} hours used {}{group}",
-            self.used_seconds / 3600.0,
+            "{} of {} hours used {}{group}",
+            hours_text(self.used_seconds / 3600.0),
             limit.hours,
             limit.interval.map_or("in this window", Interval::phrase),
         )
@@ -279,7 +290,7 @@ mod tests {
         assert!(!spent.allowed);
         assert_eq!(
             spent.spent_reason(),
-            "usage limit spent: 2.0 of 2 hours used this week (group Students, shared by its members); it renews at 2026-11-30 00:00 UTC"
+            "usage limit spent: 2.00 of 2 hours used this week (group Students, shared by its members); it renews at 2026-11-30 00:00 UTC"
         );
         let total = UsageVerdict {
             limit: Some(Limit {
@@ -297,13 +308,13 @@ mod tests {
         );
         // billing-usage's own sentence is used when it gives one.
         let worded = UsageVerdict {
-            summary: "2.0 of 2 hours used this week (group Students, shared)".into(),
+            summary: "2.00 of 2 hours used this week (group Students, shared)".into(),
             ..spent
         };
         assert!(
             worded
                 .spent_reason()
-                .starts_with("usage limit spent: 2.0 of 2 hours used this week (group Students, shared); it renews at")
+                .starts_with("usage limit spent: 2.00 of 2 hours used this week (group Students, shared); it renews at")
         );
     }
 
@@ -326,7 +337,7 @@ mod tests {
         let v = UsageVerdict::from(check);
         assert_eq!(
             v.describe(),
-            "0.5 of 1.5 hours used today (group Students, shared by its members)"
+            "0.50 of 1.5 hours used today (group Students, shared by its members)"
         );
         let unlimited = UsageVerdict::from(usage_pb::UsageCheck {
             allowed: true,
@@ -349,11 +360,11 @@ mod tests {
         );
         assert_eq!(
             UsageStatus::Checked(weekly("X", 2.0, 1.2, window_end())).explain(ends, "stop"),
-            "Usage: 1.2 of 2 hours used this week (group X, shared by its members); keepalives extend."
+            "Usage: 1.20 of 2 hours used this week (group X, shared by its members); keepalives extend."
         );
         assert_eq!(
             UsageStatus::Checked(weekly("X", 2.0, 2.0, window_end())).explain(ends, "stop"),
-            "Usage allowance spent (2.0 of 2 hours used this week (group X, shared by its members); it renews at 2026-11-30 00:00 UTC): keepalives no longer extend; the session ends at its keepalive deadline 2026-11-30T00:00:00+00:00 (action: stop)."
+            "Usage allowance spent (2.00 of 2 hours used this week (group X, shared by its members); it renews at 2026-11-30 00:00 UTC): keepalives no longer extend; the session ends at its keepalive deadline 2026-11-30T00:00:00+00:00 (action: stop)."
         );
         assert!(
             UsageStatus::Unavailable(Unavailable("CheckUsage: no answer in time".into()))

@@ -301,7 +301,7 @@ mod tests {
         let later = usage.check("u1").await;
         let reason = later.spent().expect("spent at exhausted_at");
         assert!(
-            reason.starts_with("usage limit spent: 2.0 of 2 hours used this week"),
+            reason.starts_with("usage limit spent: 2.00 of 2 hours used this week"),
             "{reason}"
         );
         assert_eq!(gate.checks(), 1, "it turned spent without asking again");
