@@ -6,19 +6,19 @@
 //! and the owner's groups), and per-day totals of ended sessions (`usage_rollups`). A check then
 //! reads at most a month of day rows plus the subject's open sessions: it never scans the ledger.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use atrium_service_kit::{ApiError, ApiResult};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
 use crate::entity::{
     ledger_meta, usage_event, usage_rollup, usage_session, usage_subject, workspace_rate,
 };
-use crate::ledger::{self, Charge, Kind};
+use crate::ledger::{Charge, Kind};
 use crate::window::{self, Tz, Window};
 
 /// The rollup row that holds a subject's all-time total.
@@ -120,28 +120,6 @@ fn subjects_of(user_id: &str, group_ids: &[String]) -> Vec<String> {
     subjects
 }
 
-/// What an ended session adds to the rollups: per subject, per local day, and the total.
-fn contributions(
-    tz: Tz,
-    charge: &Charge,
-    subjects: &[String],
-    into: &mut BTreeMap<(String, i32), i64>,
-    sign: i64,
-) {
-    let Some(end) = charge.end_ms else {
-        return;
-    };
-    for (from, to) in charge.intervals_until(end) {
-        for (day, ms) in window::split_by_day(tz, from, to) {
-            let key = window::day_key(day);
-            for subject in subjects {
-                *into.entry((subject.clone(), key)).or_default() += sign * ms;
-                *into.entry((subject.clone(), TOTAL_DAY)).or_default() += sign * ms;
-            }
-        }
-    }
-}
-
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
@@ -150,6 +128,8 @@ pub struct Store {
     /// every replica (each batch reads a session's charge, then writes its difference).
     ingest: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
+
+mod ingest;
 
 impl Store {
     /// Opens the ledger bucketed in `tz`; a ledger bucketed in another timezone is re-bucketed.
@@ -178,274 +158,6 @@ impl Store {
 
     pub fn timezone(&self) -> Tz {
         self.tz
-    }
-
-    async fn lock_ingestion<C: ConnectionTrait>(&self, txn: &C) -> ApiResult<()> {
-        if txn.get_database_backend() == DatabaseBackend::Postgres {
-            txn.execute_raw(Statement::from_string(
-                DatabaseBackend::Postgres,
-                "SELECT pg_advisory_xact_lock(7305001)",
-            ))
-            .await
-            .map_err(db_err)?;
-        }
-        Ok(())
-    }
-
-    /// Recomputes every rollup from the ended sessions, and records the timezone.
-    async fn rebuild_rollups(&self) -> ApiResult<()> {
-        let _guard = self.ingest.lock().await;
-        let txn = self.db.begin().await.map_err(db_err)?;
-        self.lock_ingestion(&txn).await?;
-        usage_rollup::Entity::delete_many()
-            .exec(&txn)
-            .await
-            .map_err(db_err)?;
-        let ended = usage_session::Entity::find()
-            .filter(usage_session::Column::EndMs.is_not_null())
-            .all(&txn)
-            .await
-            .map_err(db_err)?;
-        let mut deltas = BTreeMap::new();
-        for row in &ended {
-            let charge = decode_charge(row)?;
-            let subjects = subjects_of(&row.user_id, &decode_groups(&row.group_ids));
-            contributions(self.tz, &charge, &subjects, &mut deltas, 1);
-        }
-        apply_rollups(&txn, deltas).await?;
-        ledger_meta::Entity::insert(ledger_meta::ActiveModel {
-            key: Set("timezone".into()),
-            value: Set(self.tz.name().to_owned()),
-        })
-        .on_conflict(
-            OnConflict::column(ledger_meta::Column::Key)
-                .update_column(ledger_meta::Column::Value)
-                .to_owned(),
-        )
-        .exec_without_returning(&txn)
-        .await
-        .map_err(db_err)?;
-        txn.commit().await.map_err(db_err)
-    }
-
-    /// Records new events and folds each touched session again, all in one transaction.
-    pub async fn ingest(&self, batch: Vec<NewEvent>) -> ApiResult<Ingested> {
-        let mut seen = BTreeSet::new();
-        let mut events = Vec::with_capacity(batch.len());
-        let mut duplicates = 0u32;
-        for event in batch {
-            if seen.insert(event.id.clone()) {
-                events.push(event);
-            } else {
-                duplicates += 1;
-            }
-        }
-        let _guard = self.ingest.lock().await;
-        let txn = self.db.begin().await.map_err(db_err)?;
-        self.lock_ingestion(&txn).await?;
-        let mut known = BTreeSet::new();
-        for chunk in events.chunks(CHUNK) {
-            let ids: Vec<String> = usage_event::Entity::find()
-                .select_only()
-                .column(usage_event::Column::Id)
-                .filter(usage_event::Column::Id.is_in(chunk.iter().map(|e| e.id.clone())))
-                .into_tuple()
-                .all(&txn)
-                .await
-                .map_err(db_err)?;
-            known.extend(ids);
-        }
-        let fresh: Vec<NewEvent> = events
-            .into_iter()
-            .filter(|e| !known.contains(&e.id))
-            .collect();
-        duplicates += u32::try_from(known.len()).unwrap_or(u32::MAX);
-        if fresh.is_empty() {
-            txn.commit().await.map_err(db_err)?;
-            return Ok(Ingested {
-                accepted: 0,
-                duplicates,
-                subjects: BTreeSet::new(),
-            });
-        }
-        for chunk in fresh.chunks(CHUNK) {
-            usage_event::Entity::insert_many(chunk.iter().map(|e| usage_event::ActiveModel {
-                id: Set(e.id.clone()),
-                session_id: Set(e.session_id.clone()),
-                kind: Set(e.kind.as_str().to_owned()),
-                at_ms: Set(e.at_ms),
-            }))
-            .on_conflict(
-                OnConflict::column(usage_event::Column::Id)
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db_err)?;
-        }
-        // The newest facts per session among the fresh events.
-        let mut facts: HashMap<&str, &NewEvent> = HashMap::new();
-        for e in &fresh {
-            let slot = facts.entry(e.session_id.as_str()).or_insert(e);
-            if (e.at_ms, &e.id) > (slot.at_ms, &slot.id) {
-                *slot = e;
-            }
-        }
-        let session_ids: Vec<String> = facts.keys().map(|s| (*s).to_owned()).collect();
-        let mut all_events: HashMap<String, Vec<ledger::Event>> = HashMap::new();
-        let mut old_rows: HashMap<String, usage_session::Model> = HashMap::new();
-        for chunk in session_ids.chunks(CHUNK) {
-            let rows = usage_event::Entity::find()
-                .filter(usage_event::Column::SessionId.is_in(chunk.iter().cloned()))
-                .all(&txn)
-                .await
-                .map_err(db_err)?;
-            for row in rows {
-                let Some(kind) = Kind::parse(&row.kind) else {
-                    continue;
-                };
-                all_events
-                    .entry(row.session_id)
-                    .or_default()
-                    .push(ledger::Event {
-                        id: row.id,
-                        kind,
-                        at_ms: row.at_ms,
-                    });
-            }
-            let rows = usage_session::Entity::find()
-                .filter(usage_session::Column::SessionId.is_in(chunk.iter().cloned()))
-                .all(&txn)
-                .await
-                .map_err(db_err)?;
-            old_rows.extend(rows.into_iter().map(|r| (r.session_id.clone(), r)));
-        }
-        let mut deltas = BTreeMap::new();
-        let mut sessions = Vec::with_capacity(session_ids.len());
-        let mut subjects = Vec::new();
-        let mut stale_subjects = Vec::new();
-        let mut touched = BTreeSet::new();
-        for id in &session_ids {
-            let Some(charge) = all_events.get(id).and_then(|e| ledger::fold(e)) else {
-                continue;
-            };
-            let newest = facts[id.as_str()];
-            let old = old_rows.get(id);
-            // Facts come from the newest event that carried them (a late, older event does
-            // not overwrite a newer agent or zone).
-            let newer = old.is_none_or(|o| newest.at_ms >= o.updated_ms);
-            // The old value stays unless a newer event brings a non-empty one.
-            let pick = |new: &str, old: Option<&String>| -> String {
-                let keep_old = !newer || new.is_empty();
-                match old {
-                    Some(o) if keep_old && !o.is_empty() => o.clone(),
-                    _ => new.to_owned(),
-                }
-            };
-            let user_id = pick(&newest.user_id, old.map(|o| &o.user_id));
-            let groups = match old {
-                Some(o) if !newer || newest.group_ids.is_empty() => decode_groups(&o.group_ids),
-                _ => newest.group_ids.clone(),
-            };
-            let new_subjects = subjects_of(&user_id, &groups);
-            if let Some(o) = old {
-                if o.end_ms.is_some() {
-                    let old_subjects = subjects_of(&o.user_id, &decode_groups(&o.group_ids));
-                    contributions(self.tz, &decode_charge(o)?, &old_subjects, &mut deltas, -1);
-                    for s in old_subjects {
-                        if !new_subjects.contains(&s) {
-                            stale_subjects.push((s, id.clone()));
-                        }
-                    }
-                } else {
-                    for s in subjects_of(&o.user_id, &decode_groups(&o.group_ids)) {
-                        if !new_subjects.contains(&s) {
-                            stale_subjects.push((s, id.clone()));
-                        }
-                    }
-                }
-            }
-            contributions(self.tz, &charge, &new_subjects, &mut deltas, 1);
-            touched.extend(new_subjects.iter().cloned());
-            for s in &new_subjects {
-                subjects.push(usage_subject::ActiveModel {
-                    subject: Set(s.clone()),
-                    session_id: Set(id.clone()),
-                    start_ms: Set(charge.start_ms),
-                    end_ms: Set(charge.end_ms),
-                });
-            }
-            let charge_json = serde_json::to_string(&charge).map_err(ApiError::internal)?;
-            sessions.push(usage_session::ActiveModel {
-                session_id: Set(id.clone()),
-                user_id: Set(user_id),
-                username: Set(pick(&newest.username, old.map(|o| &o.username))),
-                workspace_id: Set(pick(&newest.workspace_id, old.map(|o| &o.workspace_id))),
-                agent_id: Set(pick(&newest.agent_id, old.map(|o| &o.agent_id))),
-                zone_id: Set(pick(&newest.zone_id, old.map(|o| &o.zone_id))),
-                group_ids: Set(serde_json::to_string(&groups).map_err(ApiError::internal)?),
-                start_ms: Set(charge.start_ms),
-                end_ms: Set(charge.end_ms),
-                charge: Set(charge_json),
-                updated_ms: Set(match old {
-                    Some(o) if !newer => o.updated_ms,
-                    _ => newest.at_ms,
-                }),
-            });
-        }
-        for chunk in sessions.chunks(CHUNK / 2) {
-            usage_session::Entity::insert_many(chunk.iter().cloned())
-                .on_conflict(
-                    OnConflict::column(usage_session::Column::SessionId)
-                        .update_columns([
-                            usage_session::Column::UserId,
-                            usage_session::Column::Username,
-                            usage_session::Column::WorkspaceId,
-                            usage_session::Column::AgentId,
-                            usage_session::Column::ZoneId,
-                            usage_session::Column::GroupIds,
-                            usage_session::Column::StartMs,
-                            usage_session::Column::EndMs,
-                            usage_session::Column::Charge,
-                            usage_session::Column::UpdatedMs,
-                        ])
-                        .to_owned(),
-                )
-                .exec_without_returning(&txn)
-                .await
-                .map_err(db_err)?;
-        }
-        for chunk in subjects.chunks(CHUNK) {
-            usage_subject::Entity::insert_many(chunk.iter().cloned())
-                .on_conflict(
-                    OnConflict::columns([
-                        usage_subject::Column::Subject,
-                        usage_subject::Column::SessionId,
-                    ])
-                    .update_columns([usage_subject::Column::StartMs, usage_subject::Column::EndMs])
-                    .to_owned(),
-                )
-                .exec_without_returning(&txn)
-                .await
-                .map_err(db_err)?;
-        }
-        touched.extend(stale_subjects.iter().map(|(s, _)| s.clone()));
-        for (subject, session_id) in stale_subjects {
-            usage_subject::Entity::delete_many()
-                .filter(usage_subject::Column::Subject.eq(subject))
-                .filter(usage_subject::Column::SessionId.eq(session_id))
-                .exec(&txn)
-                .await
-                .map_err(db_err)?;
-        }
-        apply_rollups(&txn, deltas).await?;
-        txn.commit().await.map_err(db_err)?;
-        Ok(Ingested {
-            accepted: u32::try_from(fresh.len()).unwrap_or(u32::MAX),
-            duplicates,
-            subjects: touched,
-        })
     }
 
     /// A subject's charged time within `window` (None: all time), open sessions up to `now_ms`.
@@ -607,36 +319,4 @@ impl Store {
             .await
             .map_err(db_err)
     }
-}
-
-/// Adds each (subject, day) difference to its rollup row.
-async fn apply_rollups<C: ConnectionTrait>(
-    txn: &C,
-    deltas: BTreeMap<(String, i32), i64>,
-) -> ApiResult<()> {
-    let rows: Vec<usage_rollup::ActiveModel> = deltas
-        .into_iter()
-        .filter(|(_, ms)| *ms != 0)
-        .map(|((subject, day), ms)| usage_rollup::ActiveModel {
-            subject: Set(subject),
-            day: Set(day),
-            ms: Set(ms),
-        })
-        .collect();
-    for chunk in rows.chunks(CHUNK) {
-        usage_rollup::Entity::insert_many(chunk.iter().cloned())
-            .on_conflict(
-                OnConflict::columns([usage_rollup::Column::Subject, usage_rollup::Column::Day])
-                    .value(
-                        usage_rollup::Column::Ms,
-                        Expr::col((usage_rollup::Entity, usage_rollup::Column::Ms))
-                            .add(Expr::cust("excluded.ms")),
-                    )
-                    .to_owned(),
-            )
-            .exec_without_returning(txn)
-            .await
-            .map_err(db_err)?;
-    }
-    Ok(())
 }
