@@ -771,3 +771,63 @@ async fn reports_group_price_clip_and_page(opts: Opts) {
     expected.sort();
     assert_eq!(keys, expected);
 }
+
+/// billing-usage away: admission follows `usage.when_unavailable` and says which, a session
+/// admitted unchecked says so, keepalives still extend, and the events wait in the outbox.
+#[tokio::test]
+async fn with_billing_away_admission_follows_the_configured_policy() {
+    use atrium_session_manager::config::UnavailablePolicy;
+    for policy in [UnavailablePolicy::Refuse, UnavailablePolicy::Allow] {
+        let stack = Stack::start(Opts {
+            roles: vec![Role::Identity, Role::Policy, Role::SessionManager],
+            tune: Some(Arc::new(move |c| {
+                // Nothing listens there: billing-usage is away.
+                c.usage.endpoint = Some("https://127.0.0.1:9".into());
+                c.usage.when_unavailable = policy;
+                c.lost_grace_secs = 3600;
+            })),
+            ..Opts::default()
+        })
+        .await;
+        atrium_integration_tests::simulated_agent(&stack.redis_url, &stack.namespace, "away-agent")
+            .await
+            .expect("simulated agent");
+        let user = stack.user("unmetered", &[]).await;
+        let mut sessions = stack.sessions(&user.credential).await;
+        let answer = sessions
+            .request_session(pb::RequestSessionRequest {
+                workspace_id: stack.workspace_id.clone(),
+                ..Default::default()
+            })
+            .await;
+        match policy {
+            UnavailablePolicy::Refuse => {
+                let e = answer.expect_err("refused while billing-usage is away");
+                assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+                assert!(
+                    e.message().contains("usage.when_unavailable is refuse"),
+                    "{}",
+                    e.message()
+                );
+            }
+            UnavailablePolicy::Allow => {
+                let session = answer.expect("admitted unchecked").into_inner();
+                let explained = sessions
+                    .explain_session(pb::SessionRef {
+                        session_id: session.id.clone(),
+                    })
+                    .await
+                    .expect("explain")
+                    .into_inner();
+                let text = format!("{explained:?}");
+                assert!(text.contains("without a usage check"), "{text}");
+                sessions
+                    .keepalive(pb::SessionRef {
+                        session_id: session.id.clone(),
+                    })
+                    .await
+                    .expect("keepalives extend while billing-usage is away");
+            }
+        }
+    }
+}
