@@ -153,6 +153,31 @@ pub fn fold(events: &[Event]) -> Option<Charge> {
     Some(walk.finish())
 }
 
+/// Continues `charge` with `events` that all come strictly after its last event: the same as
+/// folding every event again, without reading the old ones. `None` when some event is not
+/// later (then fold them all).
+pub fn extend(charge: &Charge, events: &[Event]) -> Option<Charge> {
+    if events.iter().any(|e| e.at_ms <= charge.last_at_ms) {
+        return None;
+    }
+    if charge.end_ms.is_some() {
+        // Later events never change an ended charge.
+        return Some(charge.clone());
+    }
+    let mut events: Vec<&Event> = events.iter().collect();
+    events.sort_by(|a, b| (&a.id, a.at_ms, a.kind).cmp(&(&b.id, b.at_ms, b.kind)));
+    events.dedup_by(|later, earlier| later.id == earlier.id);
+    events.sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
+    let mut walk = Walk::resume(charge.clone());
+    for event in events {
+        if walk.charge.end_ms.is_some() {
+            break;
+        }
+        walk.step(event);
+    }
+    Some(walk.finish())
+}
+
 impl Charge {
     /// Not ended yet (neither deleted nor failed).
     pub fn is_open(&self) -> bool {
@@ -220,6 +245,18 @@ impl Walk {
             kind => walk.apply(kind, t),
         }
         walk
+    }
+
+    /// The walk's state after the events `charge` was folded from (an open charge).
+    fn resume(mut charge: Charge) -> Self {
+        let open = match charge.intervals.last() {
+            Some(&(start, None)) => {
+                charge.intervals.pop();
+                Some(start)
+            }
+            _ => None,
+        };
+        Walk { charge, open }
     }
 
     fn step(&mut self, event: &Event) {

@@ -292,3 +292,80 @@ async fn a_new_timezone_rebuckets_the_days() {
     assert_eq!(days.get(&key(10)), None);
     assert_eq!(days.get(&key(11)), Some(&(6 * HOUR)));
 }
+
+/// However the outbox cuts and orders the same events into batches (in order, reversed,
+/// shuffled, replayed), the ledger ends with the same usage per subject and day.
+#[tokio::test]
+async fn any_batching_and_order_ends_the_same() {
+    let start = at(2026, 11, 7, 20);
+    let sessions: Vec<Session> = (0..6)
+        .map(|i| Session::new(if i % 2 == 0 { USER_A } else { USER_B }, &[GROUP]))
+        .collect();
+    let mut events = Vec::new();
+    for (i, s) in sessions.iter().enumerate() {
+        let t = start + i as i64 * 600_000;
+        events.push(s.event(Kind::Created, t));
+        events.push(s.event(Kind::Running, t + 1_000));
+        events.push(s.event(Kind::Paused, t + HOUR));
+        events.push(s.event(Kind::Resumed, t + 2 * HOUR));
+        if i % 3 != 0 {
+            events.push(s.event(Kind::Lost, t + 3 * HOUR));
+            events.push(s.event(Kind::Resumed, t + 4 * HOUR));
+        }
+        if i != 5 {
+            events.push(s.event(Kind::Deleted, t + 5 * HOUR));
+        }
+    }
+    let now = start + 8 * HOUR;
+    let tz = chrono_tz::UTC;
+    let first = window::day_key(window::local_day(tz, start));
+    let last = window::day_key(window::local_day(tz, now));
+    let mut expected = None;
+    for seed in 0u64..6 {
+        let (store, _db) = fresh(Backend::Sqlite).await;
+        let mut order = events.clone();
+        // A small deterministic shuffle per seed (seed 0 keeps the order).
+        let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        for i in (1..order.len()).rev() {
+            if seed == 0 {
+                break;
+            }
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            order.swap(i, (x >> 33) as usize % (i + 1));
+        }
+        let size = 1 + (seed as usize * 3) % 7;
+        for chunk in order.chunks(size) {
+            store.ingest(chunk.to_vec()).await.expect("ingest");
+        }
+        // A replay of everything changes nothing.
+        store.ingest(events.clone()).await.expect("replay");
+        let mut got = Vec::new();
+        for subject in [
+            user_subject(USER_A),
+            user_subject(USER_B),
+            group_subject(GROUP),
+        ] {
+            got.push(store.usage(&subject, None, now).await.expect("usage"));
+            got.push(
+                store
+                    .usage(&subject, window::window(Interval::Daily, tz, start), now)
+                    .await
+                    .expect("usage"),
+            );
+            let days = store
+                .by_day(&subject, first, last, now)
+                .await
+                .expect("days");
+            got.push(atrium_billing_usage::store::SubjectUsage {
+                used_ms: days.values().sum(),
+                accruing: u32::try_from(days.len()).expect("days"),
+            });
+        }
+        match &expected {
+            None => expected = Some(got),
+            Some(e) => assert_eq!(&got, e, "seed {seed}, batches of {size}"),
+        }
+    }
+}

@@ -321,6 +321,27 @@ fn delivered(events: Vec<Event>) -> impl Strategy<Value = (Vec<Event>, Vec<Event
 
 proptest! {
     #[test]
+    fn extending_a_charge_equals_folding_everything(
+        (events, copies) in lifecycle().prop_flat_map(delivered),
+        cut in 0usize..64,
+    ) {
+        let mut times: Vec<i64> = events.iter().map(|e| e.at_ms).collect();
+        times.sort_unstable();
+        let t = times[cut % times.len()];
+        let (before, after): (Vec<Event>, Vec<Event>) =
+            copies.iter().cloned().partition(|e| e.at_ms <= t);
+        let whole = fold(&events);
+        match fold(&before) {
+            Some(prefix) => prop_assert_eq!(extend(&prefix, &after), whole),
+            None => prop_assert!(before.is_empty()),
+        }
+        // An event not strictly later is refused: the caller folds everything.
+        if let Some(prefix) = fold(&before) {
+            prop_assert_eq!(extend(&prefix, &before), None);
+        }
+    }
+
+    #[test]
     fn fold_ignores_order_and_duplicates((events, copies) in lifecycle().prop_flat_map(delivered)) {
         prop_assert_eq!(fold(&copies), fold(&events));
     }

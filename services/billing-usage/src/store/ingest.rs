@@ -1,13 +1,13 @@
 //! Ingestion: new events are recorded and every session they touch is folded again, with the
 //! difference applied to its subjects and day totals, in one transaction.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use atrium_service_kit::{ApiError, ApiResult};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter,
-    QuerySelect, Statement, TransactionTrait,
+    Statement, TransactionTrait,
 };
 
 use super::{
@@ -103,23 +103,45 @@ impl Store {
         let _guard = self.ingest.lock().await;
         let txn = self.db.begin().await.map_err(db_err)?;
         self.lock_ingestion(&txn).await?;
-        let mut known = BTreeSet::new();
+        // One statement per chunk inserts the new events and names them (RETURNING): those
+        // the ledger held already are left alone and counted as duplicates.
+        let mut fresh_ids: HashSet<String> = HashSet::new();
         for chunk in events.chunks(CHUNK) {
-            let ids: Vec<String> = usage_event::Entity::find()
-                .select_only()
-                .column(usage_event::Column::Id)
-                .filter(usage_event::Column::Id.is_in(chunk.iter().map(|e| e.id.clone())))
-                .into_tuple()
-                .all(&txn)
-                .await
-                .map_err(db_err)?;
-            known.extend(ids);
+            let mut insert = Query::insert();
+            insert.into_table(usage_event::Entity).columns([
+                usage_event::Column::Id,
+                usage_event::Column::SessionId,
+                usage_event::Column::Kind,
+                usage_event::Column::AtMs,
+            ]);
+            for e in chunk {
+                insert
+                    .values([
+                        e.id.clone().into(),
+                        e.session_id.clone().into(),
+                        e.kind.as_str().into(),
+                        e.at_ms.into(),
+                    ])
+                    .map_err(ApiError::internal)?;
+            }
+            insert
+                .on_conflict(
+                    OnConflict::column(usage_event::Column::Id)
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .returning_col(usage_event::Column::Id);
+            let statement = txn.get_database_backend().build(&insert);
+            for row in txn.query_all_raw(statement).await.map_err(db_err)? {
+                fresh_ids.insert(row.try_get::<String>("", "id").map_err(db_err)?);
+            }
         }
+        let received = events.len();
         let fresh: Vec<NewEvent> = events
             .into_iter()
-            .filter(|e| !known.contains(&e.id))
+            .filter(|e| fresh_ids.contains(&e.id))
             .collect();
-        duplicates += u32::try_from(known.len()).unwrap_or(u32::MAX);
+        duplicates += u32::try_from(received - fresh.len()).unwrap_or(u32::MAX);
         if fresh.is_empty() {
             txn.commit().await.map_err(db_err)?;
             return Ok(Ingested {
@@ -127,22 +149,6 @@ impl Store {
                 duplicates,
                 subjects: BTreeSet::new(),
             });
-        }
-        for chunk in fresh.chunks(CHUNK) {
-            usage_event::Entity::insert_many(chunk.iter().map(|e| usage_event::ActiveModel {
-                id: Set(e.id.clone()),
-                session_id: Set(e.session_id.clone()),
-                kind: Set(e.kind.as_str().to_owned()),
-                at_ms: Set(e.at_ms),
-            }))
-            .on_conflict(
-                OnConflict::column(usage_event::Column::Id)
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db_err)?;
         }
         // The newest facts per session among the fresh events.
         let mut facts: HashMap<&str, &NewEvent> = HashMap::new();
@@ -153,27 +159,19 @@ impl Store {
             }
         }
         let session_ids: Vec<String> = facts.keys().map(|s| (*s).to_owned()).collect();
-        let mut all_events: HashMap<String, Vec<ledger::Event>> = HashMap::new();
+        let mut new_events: HashMap<&str, Vec<ledger::Event>> = HashMap::new();
+        for e in &fresh {
+            new_events
+                .entry(e.session_id.as_str())
+                .or_default()
+                .push(ledger::Event {
+                    id: e.id.clone(),
+                    kind: e.kind,
+                    at_ms: e.at_ms,
+                });
+        }
         let mut old_rows: HashMap<String, usage_session::Model> = HashMap::new();
         for chunk in session_ids.chunks(CHUNK) {
-            let rows = usage_event::Entity::find()
-                .filter(usage_event::Column::SessionId.is_in(chunk.iter().cloned()))
-                .all(&txn)
-                .await
-                .map_err(db_err)?;
-            for row in rows {
-                let Some(kind) = Kind::parse(&row.kind) else {
-                    continue;
-                };
-                all_events
-                    .entry(row.session_id)
-                    .or_default()
-                    .push(ledger::Event {
-                        id: row.id,
-                        kind,
-                        at_ms: row.at_ms,
-                    });
-            }
             let rows = usage_session::Entity::find()
                 .filter(usage_session::Column::SessionId.is_in(chunk.iter().cloned()))
                 .all(&txn)
@@ -181,13 +179,54 @@ impl Store {
                 .map_err(db_err)?;
             old_rows.extend(rows.into_iter().map(|r| (r.session_id.clone(), r)));
         }
+        // Each session's new charge: a new session's from its events here; a known one's by
+        // continuing its stored charge with events that all come after it (the usual case);
+        // otherwise (late or out-of-order events) folded again from every event it has.
+        let mut charges: HashMap<String, Charge> = HashMap::new();
+        let mut refold = Vec::new();
+        for id in &session_ids {
+            let events = new_events.get(id.as_str()).map_or(&[][..], Vec::as_slice);
+            let charge = match old_rows.get(id) {
+                None => ledger::fold(events),
+                Some(old) => ledger::extend(&decode_charge(old)?, events),
+            };
+            match charge {
+                Some(c) => {
+                    charges.insert(id.clone(), c);
+                }
+                None => refold.push(id.clone()),
+            }
+        }
+        for chunk in refold.chunks(CHUNK) {
+            let rows = usage_event::Entity::find()
+                .filter(usage_event::Column::SessionId.is_in(chunk.iter().cloned()))
+                .all(&txn)
+                .await
+                .map_err(db_err)?;
+            let mut all: HashMap<String, Vec<ledger::Event>> = HashMap::new();
+            for row in rows {
+                let Some(kind) = Kind::parse(&row.kind) else {
+                    continue;
+                };
+                all.entry(row.session_id).or_default().push(ledger::Event {
+                    id: row.id,
+                    kind,
+                    at_ms: row.at_ms,
+                });
+            }
+            for (id, events) in all {
+                if let Some(c) = ledger::fold(&events) {
+                    charges.insert(id, c);
+                }
+            }
+        }
         let mut deltas = BTreeMap::new();
         let mut sessions = Vec::with_capacity(session_ids.len());
         let mut subjects = Vec::new();
         let mut stale_subjects = Vec::new();
         let mut touched = BTreeSet::new();
         for id in &session_ids {
-            let Some(charge) = all_events.get(id).and_then(|e| ledger::fold(e)) else {
+            let Some(charge) = charges.remove(id) else {
                 continue;
             };
             let newest = facts[id.as_str()];
@@ -228,13 +267,21 @@ impl Store {
             }
             contributions(self.tz, &charge, &new_subjects, &mut deltas, 1);
             touched.extend(new_subjects.iter().cloned());
-            for s in &new_subjects {
-                subjects.push(usage_subject::ActiveModel {
-                    subject: Set(s.clone()),
-                    session_id: Set(id.clone()),
-                    start_ms: Set(charge.start_ms),
-                    end_ms: Set(charge.end_ms),
-                });
+            // The subject rows change only with the session's start, end or owners.
+            let subjects_changed = old.is_none_or(|o| {
+                o.start_ms != charge.start_ms
+                    || o.end_ms != charge.end_ms
+                    || subjects_of(&o.user_id, &decode_groups(&o.group_ids)) != new_subjects
+            });
+            if subjects_changed {
+                for s in &new_subjects {
+                    subjects.push(usage_subject::ActiveModel {
+                        subject: Set(s.clone()),
+                        session_id: Set(id.clone()),
+                        start_ms: Set(charge.start_ms),
+                        end_ms: Set(charge.end_ms),
+                    });
+                }
             }
             let charge_json = serde_json::to_string(&charge).map_err(ApiError::internal)?;
             sessions.push(usage_session::ActiveModel {
