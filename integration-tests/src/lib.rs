@@ -121,10 +121,7 @@ impl SandboxBuilder {
                 }
             }
         }
-        let with_database = self
-            .roles
-            .iter()
-            .any(|r| matches!(r, Role::Identity | Role::Policy | Role::SessionManager));
+        let with_database = self.roles.iter().any(|r| r.has_database());
         let mut db_prefix = None;
         if with_database && !self.sqlite {
             let prefix = match self.join.as_ref().and_then(|j| j.db_prefix.clone()) {
