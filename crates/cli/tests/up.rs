@@ -49,7 +49,9 @@ struct Up {
     password: String,
 }
 
-async fn start(data: &Path, ports: &[u16], metrics_base: u16) -> Up {
+/// Starts `atrium up`; `Err` (with what it said) when it exits before printing the
+/// administrator's password, e.g. because another test took one of the ports meanwhile.
+async fn start(data: &Path, ports: &[u16], metrics_base: u16) -> Result<Up, String> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_atrium"))
         .arg("up")
         .arg("--data-dir")
@@ -61,24 +63,30 @@ async fn start(data: &Path, ports: &[u16], metrics_base: u16) -> Up {
         .args(["--billing-usage-port", &ports[4].to_string()])
         .args(["--metrics-base-port", &metrics_base.to_string()])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("spawn atrium up");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stderr = child.stderr.take().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     let password = loop {
         let line = tokio::time::timeout_at(deadline.into(), lines.next_line())
             .await
             .expect("atrium up printed no password in time")
-            .unwrap()
-            .expect("atrium up exited");
+            .unwrap();
+        let Some(line) = line else {
+            let mut said = String::new();
+            let _ = stderr.read_to_string(&mut said).await;
+            return Err(said);
+        };
         if let Some((_, password)) = line.split_once("with password:") {
             break password.trim().to_owned();
         }
     };
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Up { child, password }
+    tokio::spawn(async move { tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await });
+    Ok(Up { child, password })
 }
 
 async fn health(dialer: &Dialer, url: &str) -> Result<i32, String> {
@@ -124,11 +132,21 @@ async fn cli(data: &Path, config: &Path, args: &[&str], stdin: &str) -> (i32, St
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_speaks_tls_everywhere_and_the_cli_trusts_its_ca() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
     let config = dir.path().join("config");
-    let ports = free_ports(5);
-    let metrics_base = free_metrics_base();
-    let mut up = start(&data, &ports, metrics_base).await;
+    // Free ports may be taken by a parallel test before `atrium up` binds them: try again on
+    // fresh ones (and a fresh data directory) when it exits early.
+    let mut attempt = 0;
+    let (data, ports, metrics_base, mut up) = loop {
+        attempt += 1;
+        let data = dir.path().join(format!("data-{attempt}"));
+        let ports = free_ports(5);
+        let metrics_base = free_metrics_base();
+        match start(&data, &ports, metrics_base).await {
+            Ok(up) => break (data, ports, metrics_base, up),
+            Err(said) if attempt < 3 => eprintln!("atrium up exited early, again: {said}"),
+            Err(said) => panic!("atrium up exited three times; last: {said}"),
+        }
+    };
     let ca = data.join("tls").join("ca.pem");
     assert!(ca.exists(), "atrium up made no CA");
 
