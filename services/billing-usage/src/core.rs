@@ -7,6 +7,8 @@ use std::time::Instant;
 
 use atrium_service_kit::ApiResult;
 use chrono::{Duration, NaiveDate};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 
 use crate::config::BillingUsageConfig;
 use crate::ledger::Charge;
@@ -21,6 +23,28 @@ pub struct Core {
     pub store: Store,
     pub peers: Peers,
     pub usage_cache: UsageCache,
+    pub metrics: UsageMetrics,
+}
+
+/// Billing-usage's own figures on `/metrics`.
+#[derive(Clone)]
+pub struct UsageMetrics {
+    /// Events new to the ledger.
+    pub accepted: Counter,
+    /// Events it already held (replays, a second replica's delivery).
+    pub duplicates: Counter,
+    /// Seconds per IngestEvents batch (the transaction).
+    pub batch_seconds: Histogram,
+}
+
+impl Default for UsageMetrics {
+    fn default() -> Self {
+        Self {
+            accepted: Counter::default(),
+            duplicates: Counter::default(),
+            batch_seconds: Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+        }
+    }
 }
 
 /// A subject's usage parts, so that a check is arithmetic on the clock: the ended sessions'
@@ -226,7 +250,15 @@ impl Core {
 
     /// Records events, and forgets the cached usage of every subject they touched.
     pub async fn ingest(&self, events: Vec<NewEvent>) -> ApiResult<Ingested> {
+        let started = Instant::now();
         let outcome = self.store.ingest(events).await?;
+        self.metrics
+            .batch_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.accepted.inc_by(u64::from(outcome.accepted));
+        self.metrics
+            .duplicates
+            .inc_by(u64::from(outcome.duplicates));
         self.usage_cache.forget(&outcome.subjects);
         Ok(outcome)
     }

@@ -92,6 +92,7 @@ impl BillingUsage {
         Ok(Self {
             core: Arc::new(Core {
                 usage_cache: core::UsageCache::new(Duration::from_millis(config.usage_cache_ms)),
+                metrics: core::UsageMetrics::default(),
                 config,
                 store,
                 peers,
