@@ -2,9 +2,10 @@
 //! mapped to domain errors in one place.
 //!
 //! Ingestion keeps three derived views in the same transaction as the events: each session's
-//! folded charge (`usage_sessions`), the subjects it is charged to (`usage_subjects`: its owner
-//! and the owner's groups), and per-day totals of ended sessions (`usage_rollups`). A check then
-//! reads at most a month of day rows plus the subject's open sessions: it never scans the ledger.
+//! folded charge (`usage_sessions`), the open sessions of each subject (`usage_subjects`: the
+//! owner and the owner's groups), and per-day totals of ended sessions (`usage_rollups`). A
+//! check then reads at most a month of day rows plus the subject's open sessions: it never
+//! scans the ledger.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,6 +1,7 @@
 use sea_orm::entity::prelude::*;
 
-/// A session charged to a subject (`u:<user id>` or `g:<group id>`); open while `end_ms` is null.
+/// An open session charged to a subject (`u:<user id>` or `g:<group id>`). The row goes when
+/// the session ends (its time is then in the day totals); `end_ms` stays null.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "usage_subjects")]
 pub struct Model {

@@ -225,6 +225,7 @@ impl Store {
         let mut subjects = Vec::new();
         let mut stale_subjects = Vec::new();
         let mut touched = BTreeSet::new();
+        let mut ended = Vec::new();
         for id in &session_ids {
             let Some(charge) = charges.remove(id) else {
                 continue;
@@ -267,21 +268,27 @@ impl Store {
             }
             contributions(self.tz, &charge, &new_subjects, &mut deltas, 1);
             touched.extend(new_subjects.iter().cloned());
-            // The subject rows change only with the session's start, end or owners.
-            let subjects_changed = old.is_none_or(|o| {
-                o.start_ms != charge.start_ms
-                    || o.end_ms != charge.end_ms
-                    || subjects_of(&o.user_id, &decode_groups(&o.group_ids)) != new_subjects
-            });
-            if subjects_changed {
-                for s in &new_subjects {
-                    subjects.push(usage_subject::ActiveModel {
-                        subject: Set(s.clone()),
-                        session_id: Set(id.clone()),
-                        start_ms: Set(charge.start_ms),
-                        end_ms: Set(charge.end_ms),
-                    });
+            // Subject rows index the open sessions only (an ended one is in the day totals):
+            // written when a session opens or its start or owners change, removed when it
+            // ends, and never written for one that opens and ends within a batch.
+            let was_open = old.is_some_and(|o| o.end_ms.is_none());
+            if charge.end_ms.is_none() {
+                let changed = old.is_none_or(|o| {
+                    o.start_ms != charge.start_ms
+                        || subjects_of(&o.user_id, &decode_groups(&o.group_ids)) != new_subjects
+                });
+                if changed {
+                    for s in &new_subjects {
+                        subjects.push(usage_subject::ActiveModel {
+                            subject: Set(s.clone()),
+                            session_id: Set(id.clone()),
+                            start_ms: Set(charge.start_ms),
+                            end_ms: Set(None),
+                        });
+                    }
                 }
+            } else if was_open {
+                ended.push(id.clone());
             }
             let charge_json = serde_json::to_string(&charge).map_err(ApiError::internal)?;
             sessions.push(usage_session::ActiveModel {
@@ -334,6 +341,13 @@ impl Store {
                     .to_owned(),
                 )
                 .exec_without_returning(&txn)
+                .await
+                .map_err(db_err)?;
+        }
+        for chunk in ended.chunks(CHUNK) {
+            usage_subject::Entity::delete_many()
+                .filter(usage_subject::Column::SessionId.is_in(chunk.iter().cloned()))
+                .exec(&txn)
                 .await
                 .map_err(db_err)?;
         }
