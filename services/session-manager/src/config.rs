@@ -47,6 +47,9 @@ pub struct UsageConfig {
     pub delivery_batch: usize,
     /// How often the outbox is looked at when it was last found drained.
     pub delivery_interval_ms: u64,
+    /// Delivered events are deleted from the outbox this long after delivery (hourly). 0:
+    /// kept for ever.
+    pub retain_delivered_hours: u64,
 }
 
 impl Default for UsageConfig {
@@ -57,6 +60,7 @@ impl Default for UsageConfig {
             check_cache_ms: 2_000,
             delivery_batch: 1_000,
             delivery_interval_ms: 500,
+            retain_delivered_hours: 168,
         }
     }
 }
@@ -231,6 +235,7 @@ mod tests {
             "usage.check_cache_ms=500",
             "usage.delivery_batch=5000",
             "usage.delivery_interval_ms=100",
+            "usage.retain_delivered_hours=24",
         ])
         .expect("set");
         assert_eq!(
@@ -241,6 +246,7 @@ mod tests {
                 check_cache_ms: 500,
                 delivery_batch: 5000,
                 delivery_interval_ms: 100,
+                retain_delivered_hours: 24,
             }
         );
         config.usage.validate().expect("valid");

@@ -252,10 +252,21 @@ impl SessionManager {
                 ),
             );
             let core = self.core.clone();
-            let stop = stop.clone();
+            let refresh_stop = stop.clone();
             tasks.spawn("usage-refresh", async move {
-                core.usage.run_refresher(stop).await
+                core.usage.run_refresher(refresh_stop).await
             });
+            let hours = self.core.config.usage.retain_delivered_hours;
+            if hours > 0 {
+                tasks.spawn(
+                    "usage-outbox-prune",
+                    outbox::prune(
+                        self.core.store.clone(),
+                        Duration::from_secs(hours.saturating_mul(3600)),
+                        stop.clone(),
+                    ),
+                );
+            }
         }
         if let Some(remote) = self.remote_keys.clone() {
             let stop = stop.clone();

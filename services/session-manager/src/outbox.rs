@@ -172,6 +172,24 @@ pub async fn run(
     }
 }
 
+/// Every hour until `stop`, deletes events delivered more than `retain` ago.
+pub async fn prune(store: Store, retain: Duration, stop: Shutdown) -> anyhow::Result<()> {
+    let Ok(retain) = chrono::Duration::from_std(retain) else {
+        return Ok(());
+    };
+    loop {
+        match store.prune_delivered(chrono::Utc::now() - retain).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "delivered usage events pruned from the outbox"),
+            Err(e) => tracing::warn!(error = %e, "the outbox could not be pruned; next hour again"),
+        }
+        tokio::select! {
+            _ = stop.wait() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

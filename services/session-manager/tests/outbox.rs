@@ -401,3 +401,38 @@ async fn a_refused_event_is_set_aside_and_the_rest_delivered() {
     assert_eq!(delivered.len(), 5, "every event but the refused one");
     assert!(delivered.iter().all(|e| e.kind != "poison"));
 }
+
+/// Delivered events go after the retention; undelivered ones stay whatever their age.
+async fn delivered_events_are_pruned(backend: Backend) {
+    let (store, _db) = store(backend).await;
+    sessions(&store, 2).await;
+    let gate = MemoryUsage::new();
+    let round = outbox::deliver_once(&store, &gate, 2)
+        .await
+        .expect("deliver two");
+    assert_eq!(round.delivered, 2);
+    assert_eq!(
+        store
+            .prune_delivered(Utc::now() - chrono::Duration::hours(1))
+            .await
+            .expect("prune"),
+        0,
+        "delivered just now: kept"
+    );
+    let pruned = store
+        .prune_delivered(Utc::now() + chrono::Duration::seconds(1))
+        .await
+        .expect("prune");
+    assert_eq!(pruned, 2);
+    assert_eq!(store.undelivered_events().await.expect("count"), 2);
+}
+
+#[tokio::test]
+async fn delivered_events_are_pruned_sqlite() {
+    delivered_events_are_pruned(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn delivered_events_are_pruned_postgres() {
+    delivered_events_are_pruned(Backend::Postgres).await;
+}

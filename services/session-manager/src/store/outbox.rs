@@ -62,4 +62,14 @@ impl Store {
         }
         Ok(marked)
     }
+
+    /// Deletes events delivered before `before`; how many.
+    pub async fn prune_delivered(&self, before: chrono::DateTime<Utc>) -> ApiResult<u64> {
+        Ok(session_event::Entity::delete_many()
+            .filter(session_event::Column::DeliveredAt.lt(before))
+            .exec(&self.db)
+            .await
+            .map_err(db_err)?
+            .rows_affected)
+    }
 }
