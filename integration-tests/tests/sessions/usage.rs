@@ -577,6 +577,16 @@ async fn bad_input_is_refused_naming_the_field() {
         .await
         .expect_err("bad kind");
     assert_eq!(field_of(e), "events[1].kind");
+    let mut far = event_for("0a7e0000-0000-4000-8000-00000000000a");
+    far.at = Some(prost_types::Timestamp {
+        seconds: 253_402_300_000,
+        nanos: 0,
+    });
+    let e = sm
+        .ingest_events(usage_pb::IngestEventsRequest { events: vec![far] })
+        .await
+        .expect_err("a time centuries away");
+    assert_eq!(field_of(e), "events[0].at");
     let again = sm
         .ingest_events(usage_pb::IngestEventsRequest { events: vec![good] })
         .await

@@ -98,6 +98,15 @@ fn to_event(i: usize, e: pb::SessionEvent) -> ApiResult<NewEvent> {
         e.at.as_ref()
             .ok_or_else(|| ApiError::invalid(field("at"), "is required"))?;
     let at = from_timestamp(&field("at"), at)?;
+    // A session's time is split by day: a time decades away would make one event cost
+    // millions of day rows.
+    let now = chrono::Utc::now();
+    if at < earliest() || at > now + chrono::Duration::days(1) {
+        return Err(ApiError::invalid(
+            field("at"),
+            "must be between the year 2000 and a day from now",
+        ));
+    }
     let group_ids = e
         .group_ids
         .iter()
@@ -192,6 +201,13 @@ fn priced(
     }
 }
 
+/// The earliest time the ledger takes: 2000-01-01 UTC.
+fn earliest() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
 fn report_range(req: &pb::UsageReportRequest, now_ms: i64) -> ApiResult<(i64, i64)> {
     let from = req
         .from
@@ -202,11 +218,7 @@ fn report_range(req: &pb::UsageReportRequest, now_ms: i64) -> ApiResult<(i64, i6
         Some(t) => from_timestamp("to", t)?.timestamp_millis(),
         None => now_ms,
     };
-    let earliest = Utc
-        .with_ymd_and_hms(2000, 1, 1, 0, 0, 0)
-        .single()
-        .map_or(0, |t| t.timestamp_millis());
-    if from < earliest {
+    if from < earliest().timestamp_millis() {
         return Err(ApiError::invalid(
             "from",
             "must be in the year 2000 or later",
