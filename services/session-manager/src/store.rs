@@ -70,6 +70,53 @@ impl session::Model {
     }
 }
 
+/// A requested session of `user_id` on `agent_id`, wanting to run, with every field a test does
+/// not care about filled in (tests set what they do with struct update syntax).
+#[cfg(any(test, feature = "test-util"))]
+impl session::Model {
+    pub fn sample(id: &str, user_id: &str, agent_id: &str) -> Row {
+        let now = Utc::now();
+        Row {
+            id: id.into(),
+            user_id: user_id.into(),
+            username: "u".into(),
+            workspace_id: "w".into(),
+            image: "atrium/workspace-demo:latest".into(),
+            zone_id: String::new(),
+            agent_id: agent_id.into(),
+            desired_state: "running".into(),
+            observed_state: "requested".into(),
+            generation: 1,
+            progress: 5,
+            message: String::new(),
+            host: String::new(),
+            port: 0,
+            container_id: String::new(),
+            secret_sealed: None,
+            spec_sealed: "x".into(),
+            url: String::new(),
+            reserve_cores: 1.0,
+            reserve_memory_mib: 256,
+            reserve_gpus: 0,
+            keepalive_secs: 60,
+            time_limit_secs: None,
+            expiration_action: "delete".into(),
+            first_launch_done: false,
+            attempts: 0,
+            created_at: now,
+            started_at: None,
+            last_keepalive_at: None,
+            updated_at: now,
+            state_since: now,
+            ended_at: None,
+            lease_owner: None,
+            lease_until: None,
+            group_ids: String::new(),
+            usage_unchecked: false,
+        }
+    }
+}
+
 /// A lifecycle event for the outbox, with the owner's name and groups.
 pub fn event(row: &Row, kind: &str, at: DateTime<Utc>) -> session_event::ActiveModel {
     session_event::ActiveModel {

@@ -59,43 +59,14 @@ pub async fn core(gate: Option<Arc<MemoryUsage>>) -> (SharedCore, TestDatabase) 
 
 /// A session of `user` on agent-1, requested now, wanting to run.
 pub fn row(id: &str, user: &str) -> Row {
-    let now = Utc::now();
     Row {
-        id: id.into(),
-        user_id: user.into(),
         username: format!("{user}-name"),
-        workspace_id: "w".into(),
-        image: "atrium/workspace-demo:latest".into(),
-        zone_id: String::new(),
-        agent_id: "agent-1".into(),
-        desired_state: "running".into(),
         observed_state: "running".into(),
-        generation: 1,
         progress: 100,
-        message: String::new(),
-        host: String::new(),
-        port: 0,
-        container_id: String::new(),
-        secret_sealed: None,
-        spec_sealed: "x".into(),
-        url: String::new(),
-        reserve_cores: 1.0,
-        reserve_memory_mib: 256,
-        reserve_gpus: 0,
         keepalive_secs: 600,
-        time_limit_secs: None,
         expiration_action: "stop".into(),
-        first_launch_done: false,
-        attempts: 0,
-        created_at: now,
-        started_at: Some(now),
-        last_keepalive_at: None,
-        updated_at: now,
-        state_since: now,
-        ended_at: None,
-        lease_owner: None,
-        lease_until: None,
+        started_at: Some(Utc::now()),
         group_ids: crate::store::encode_groups(&["g-students".into()]),
-        usage_unchecked: false,
+        ..Row::sample(id, user, "agent-1")
     }
 }

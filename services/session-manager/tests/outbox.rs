@@ -27,44 +27,11 @@ async fn store(backend: Backend) -> (Store, TestDatabase) {
 }
 
 fn row(id: &str, user: &str, groups: &[&str]) -> Row {
-    let now = Utc::now();
     Row {
-        id: id.into(),
-        user_id: user.into(),
         username: format!("{user}-name"),
-        workspace_id: "w".into(),
-        image: "atrium/workspace-demo:latest".into(),
         zone_id: "z".into(),
-        agent_id: "agent-1".into(),
-        desired_state: "running".into(),
-        observed_state: "requested".into(),
-        generation: 1,
-        progress: 5,
-        message: String::new(),
-        host: String::new(),
-        port: 0,
-        container_id: String::new(),
-        secret_sealed: None,
-        spec_sealed: "x".into(),
-        url: String::new(),
-        reserve_cores: 1.0,
-        reserve_memory_mib: 256,
-        reserve_gpus: 0,
-        keepalive_secs: 60,
-        time_limit_secs: None,
-        expiration_action: "delete".into(),
-        first_launch_done: false,
-        attempts: 0,
-        created_at: now,
-        started_at: None,
-        last_keepalive_at: None,
-        updated_at: now,
-        state_since: now,
-        ended_at: None,
-        lease_owner: None,
-        lease_until: None,
         group_ids: encode_groups(&groups.iter().map(|g| (*g).to_owned()).collect::<Vec<_>>()),
-        usage_unchecked: false,
+        ..Row::sample(id, user, "agent-1")
     }
 }
 

@@ -21,45 +21,7 @@ async fn store(backend: Backend) -> (Store, TestDatabase) {
 }
 
 fn row(id: &str, user: &str, agent: &str) -> Row {
-    let now = Utc::now();
-    Row {
-        id: id.into(),
-        user_id: user.into(),
-        username: "u".into(),
-        workspace_id: "w".into(),
-        image: "atrium/workspace-demo:latest".into(),
-        zone_id: String::new(),
-        agent_id: agent.into(),
-        desired_state: "running".into(),
-        observed_state: "requested".into(),
-        generation: 1,
-        progress: 5,
-        message: String::new(),
-        host: String::new(),
-        port: 0,
-        container_id: String::new(),
-        secret_sealed: None,
-        spec_sealed: "x".into(),
-        url: String::new(),
-        reserve_cores: 1.0,
-        reserve_memory_mib: 256,
-        reserve_gpus: 0,
-        keepalive_secs: 60,
-        time_limit_secs: None,
-        expiration_action: "delete".into(),
-        first_launch_done: false,
-        attempts: 0,
-        created_at: now,
-        started_at: None,
-        last_keepalive_at: None,
-        updated_at: now,
-        state_since: now,
-        ended_at: None,
-        lease_owner: None,
-        lease_until: None,
-        group_ids: String::new(),
-        usage_unchecked: false,
-    }
+    Row::sample(id, user, agent)
 }
 
 fn agent_with_room_for(n: f64) -> Candidate {
