@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod host_path;
+pub mod http;
 pub mod metrics;
 pub mod paging;
 pub mod pki;

@@ -129,6 +129,13 @@ pub struct OutgoingInterceptor {
 }
 
 impl OutgoingInterceptor {
+    /// Trace context only: the call goes out under the connection's identity.
+    pub fn anonymous() -> Self {
+        Self {
+            authorization: None,
+        }
+    }
+
     pub fn new(credential: Option<&crate::auth::Credential>) -> anyhow::Result<Self> {
         let authorization = credential
             .map(|c| c.header_value().parse())
