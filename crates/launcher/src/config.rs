@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use atrium_agent::AgentConfig;
 use atrium_billing_usage::BillingUsageConfig;
+use atrium_gateway::GatewayConfig;
 use atrium_identity::IdentityConfig;
 use atrium_policy::PolicyConfig;
 use atrium_service_kit::Secret;
@@ -84,6 +85,7 @@ pub struct Tuning {
     pub agent: Option<Tune<AgentConfig>>,
     pub session_manager: Option<Tune<SessionManagerConfig>>,
     pub billing_usage: Option<Tune<BillingUsageConfig>>,
+    pub gateway: Option<Tune<GatewayConfig>>,
 }
 
 impl fmt::Debug for Tuning {
@@ -94,6 +96,7 @@ impl fmt::Debug for Tuning {
             .field("agent", &self.agent.is_some())
             .field("session_manager", &self.session_manager.is_some())
             .field("billing_usage", &self.billing_usage.is_some())
+            .field("gateway", &self.gateway.is_some())
             .finish()
     }
 }
@@ -229,6 +232,15 @@ impl LaunchConfig {
         tune: impl Fn(&mut BillingUsageConfig) + Send + Sync + 'static,
     ) -> Self {
         self.tuning.billing_usage = chain(self.tuning.billing_usage.take(), tune);
+        self
+    }
+
+    /// Adjusts the gateway's configuration after the launcher's wiring.
+    pub fn tune_gateway(
+        mut self,
+        tune: impl Fn(&mut GatewayConfig) + Send + Sync + 'static,
+    ) -> Self {
+        self.tuning.gateway = chain(self.tuning.gateway.take(), tune);
         self
     }
 

@@ -13,6 +13,7 @@ use atrium_service_kit::{Shutdown, metrics, server};
 
 use crate::billing_usage;
 use crate::config::{LaunchConfig, MetricsPorts};
+use crate::gateway;
 use crate::ready;
 use crate::role::Role;
 use crate::running::{Bound, Running};
@@ -113,7 +114,11 @@ impl Launcher {
         }
         let mut endpoints = config.external.clone();
         for (role, at) in &bound {
-            endpoints.insert(*role, format!("https://{}", at.addr));
+            let scheme = match role {
+                Role::Gateway if gateway::plain_http(config.host) => "http",
+                _ => "https",
+            };
+            endpoints.insert(*role, format!("{scheme}://{}", at.addr));
         }
 
         let with_databases: Vec<Role> =
@@ -181,7 +186,12 @@ impl Launcher {
                     session_manager::start(&wiring, role_listeners, keys).await?
                 }
                 Role::Agent => services::agent(&wiring, role_listeners)?,
-                Role::Gateway => anyhow::bail!("{role} is not built yet"),
+                Role::Gateway => {
+                    let keys = identity_keys
+                        .clone()
+                        .filter(|_| config.share_verification_keys);
+                    gateway::start(&wiring, role_listeners, keys).await?
+                }
             };
             serving.push((*role, future));
         }

@@ -13,6 +13,7 @@
 mod billing_usage;
 mod clients;
 mod config;
+mod gateway;
 mod launch;
 mod ready;
 mod role;

@@ -22,7 +22,7 @@ pub enum Role {
     BillingUsage,
     SessionManager,
     Agent,
-    /// Not built yet: selecting it fails.
+    /// The public entrance (HTTP): last, every service it forwards to is up by then.
     Gateway,
 }
 
@@ -65,8 +65,8 @@ impl Role {
             | Role::Policy
             | Role::BillingUsage
             | Role::SessionManager
-            | Role::Agent => true,
-            Role::Gateway => false,
+            | Role::Agent
+            | Role::Gateway => true,
         }
     }
 
@@ -77,9 +77,8 @@ impl Role {
         match self {
             Role::Identity | Role::Agent => &[],
             Role::Policy => &[Role::Identity],
-            Role::BillingUsage | Role::SessionManager | Role::Gateway => {
-                &[Role::Identity, Role::Policy]
-            }
+            Role::BillingUsage | Role::SessionManager => &[Role::Identity, Role::Policy],
+            Role::Gateway => &[Role::Identity, Role::Policy, Role::SessionManager],
         }
     }
 
@@ -104,7 +103,7 @@ impl Role {
     }
 
     /// Its gRPC port unless told otherwise: identity 7001, policy 7002, session-manager 7003,
-    /// agent 7004, billing-usage 7005 (gateway 7006 once it exists).
+    /// agent 7004, billing-usage 7005, gateway 7006 (HTTP).
     pub fn default_port(self) -> u16 {
         7000 + self.number()
     }
@@ -156,15 +155,6 @@ mod tests {
     }
 
     #[test]
-    fn roles_not_built_yet_are_not_available() {
-        let available = Role::available();
-        assert!(available.contains(&Role::Identity));
-        assert!(available.contains(&Role::SessionManager));
-        assert!(available.contains(&Role::BillingUsage));
-        assert!(!available.contains(&Role::Gateway));
-    }
-
-    #[test]
     fn start_up_order_puts_every_dependency_first() {
         // `ALL` and `Ord` agree, so a set of roles starts in the order of `ALL`.
         let mut sorted = Role::ALL;
@@ -184,7 +174,8 @@ mod tests {
                 Role::Policy,
                 Role::BillingUsage,
                 Role::SessionManager,
-                Role::Agent
+                Role::Agent,
+                Role::Gateway
             ]
         );
     }

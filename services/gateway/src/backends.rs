@@ -51,7 +51,7 @@ pub struct Backends {
     identity: Channel,
     policy: Channel,
     session: Channel,
-    usage: Channel,
+    usage: Option<Channel>,
 }
 
 impl Backends {
@@ -65,17 +65,26 @@ impl Backends {
             identity: lazy("identity_endpoint", &config.identity_endpoint)?,
             policy: lazy("policy_endpoint", &config.policy_endpoint)?,
             session: lazy("session_endpoint", &config.session_endpoint)?,
-            usage: lazy("usage_endpoint", &config.usage_endpoint)?,
+            usage: match &config.usage_endpoint {
+                Some(url) => Some(lazy("usage_endpoint", url)?),
+                None => None,
+            },
         })
     }
 
-    pub fn channel(&self, backend: Backend) -> Channel {
-        match backend {
+    pub fn channel(&self, backend: Backend) -> Result<Channel, HttpError> {
+        Ok(match backend {
             Backend::Identity => self.identity.clone(),
             Backend::Policy => self.policy.clone(),
             Backend::Session => self.session.clone(),
-            Backend::Usage => self.usage.clone(),
-        }
+            Backend::Usage => self.usage.clone().ok_or_else(|| {
+                HttpError::new(
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "billing-usage is not part of this deployment",
+                )
+            })?,
+        })
     }
 
     fn intercepted(
@@ -86,7 +95,7 @@ impl Backends {
         let interceptor = OutgoingInterceptor::new(credential).map_err(|_| {
             HttpError::unauthenticated("authorization: the credential has characters not allowed")
         })?;
-        Ok(InterceptedService::new(self.channel(backend), interceptor))
+        Ok(InterceptedService::new(self.channel(backend)?, interceptor))
     }
 
     /// Identity, as the caller (`None`: anonymously, for public calls such as Login).

@@ -24,7 +24,8 @@ pub struct GatewayConfig {
     pub identity_endpoint: String,
     pub policy_endpoint: String,
     pub session_endpoint: String,
-    pub usage_endpoint: String,
+    /// Billing-usage; unset when the deployment has none (usage routes then answer 503).
+    pub usage_endpoint: Option<String>,
     /// Must match identity's `issuer`.
     pub issuer: String,
     /// Largest request body accepted on the APIs (the session proxy streams and has no limit).
@@ -57,7 +58,7 @@ impl Default for GatewayConfig {
             identity_endpoint: "https://127.0.0.1:7001".into(),
             policy_endpoint: "https://127.0.0.1:7002".into(),
             session_endpoint: "https://127.0.0.1:7003".into(),
-            usage_endpoint: "https://127.0.0.1:7005".into(),
+            usage_endpoint: Some("https://127.0.0.1:7005".into()),
             issuer: "atrium".into(),
             max_body_bytes: 1 << 20,
             login_per_minute: 20,
@@ -75,11 +76,16 @@ impl GatewayConfig {
             ("identity_endpoint", &self.identity_endpoint),
             ("policy_endpoint", &self.policy_endpoint),
             ("session_endpoint", &self.session_endpoint),
-            ("usage_endpoint", &self.usage_endpoint),
         ] {
             if !url.starts_with("http://") && !url.starts_with("https://") {
                 anyhow::bail!("{field}: must be an http:// or https:// URL");
             }
+        }
+        if let Some(url) = &self.usage_endpoint
+            && !url.starts_with("http://")
+            && !url.starts_with("https://")
+        {
+            anyhow::bail!("usage_endpoint: must be an http:// or https:// URL");
         }
         if self.public_tls.is_none() && !self.listen.ip().is_loopback() {
             anyhow::bail!(

@@ -112,8 +112,9 @@ macro_rules! const_format_concat {
 ///   the agents; nothing else.
 /// - the session-manager delivers its lifecycle events to billing-usage and checks allowances.
 /// - billing-usage reads effective policy (usage_limit and the group that supplied it).
-/// - the gateway drives sessions on behalf of the users it has authenticated, and alone may read
-///   a session's basic-auth secret (for its proxy).
+/// - the gateway acts for its callers with their own credentials (forwarded on every call), so
+///   it holds no rights of its own beyond reading a session, following its changes and, alone,
+///   its basic-auth secret (for the streaming proxy).
 pub const ALLOWED: &[(ServiceId, &str)] = calls![
     Identity => POLICY [
         "UserCreated", "UserDeleted", "ResolveEffectivePolicy", "GetEffectivePermissions",
@@ -144,12 +145,7 @@ pub const ALLOWED: &[(ServiceId, &str)] = calls![
         "GetWorkspace",
     ],
     Gateway => IDENTITY ["GetVerificationKeys", "AuthenticateApiKey", "WatchRevocations"],
-    Gateway => POLICY ["GetEffectivePermissions"],
-    Gateway => SESSION [
-        "RequestSession", "GetSession", "WatchSession", "ListSessions", "Keepalive", "Pause",
-        "Stop", "Resume", "Delete", "ForceDelete", "Exec", "GoSession", "ExplainSession",
-        "ExplainPlacement", "GetSessionSecret",
-    ],
+    Gateway => SESSION ["GetSession", "WatchSession", "GetSessionSecret"],
 ];
 
 #[cfg(test)]
@@ -202,6 +198,29 @@ mod tests {
         }
         assert!(!sm.may_call(&format!("{POLICY}AddGroupMember")));
         assert!(!sm.may_call(&format!("{POLICY}SetGroupSetting")));
+    }
+
+    #[test]
+    fn the_gateway_cannot_act_on_sessions_by_itself() {
+        let gw = ServiceId::Gateway;
+        const SESSION: &str = "/atrium.session.v1.SessionService/";
+        for method in ["GetSession", "WatchSession", "GetSessionSecret"] {
+            assert!(gw.may_call(&format!("{SESSION}{method}")), "{method}");
+        }
+        for method in [
+            "RequestSession",
+            "Delete",
+            "ForceDelete",
+            "Exec",
+            "Keepalive",
+            "ListSessions",
+        ] {
+            assert!(!gw.may_call(&format!("{SESSION}{method}")), "{method}");
+        }
+        for method in ["CreateUser", "Login", "CreateApiKey", "GetSshKey"] {
+            assert!(!gw.may_call(&format!("{IDENTITY}{method}")), "{method}");
+        }
+        assert!(!gw.may_call(&format!("{POLICY}GetEffectivePermissions")));
     }
 
     #[test]

@@ -102,7 +102,7 @@ async fn serve(
     let message = request_message(route, &method.input(), &params, query.as_deref(), &body)?;
     let backend = Backend::of_service(method.parent_service().full_name())
         .ok_or_else(|| HttpError::not_found("route"))?;
-    let channel = state.backends.channel(backend);
+    let channel = state.backends.channel(backend)?;
     match route.serve {
         Serve::Stream => {
             let ws = if is_upgrade(&parts.headers) {
