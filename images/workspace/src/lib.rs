@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod echo;
 pub mod image;
 mod libs;
 pub mod notes;

@@ -1,6 +1,7 @@
-//! The HTTPS server: TLS with a certificate made at start, basic auth, and four routes —
+//! The HTTPS server: TLS with a certificate made at start, basic auth, and the routes —
 //! `GET /healthz` (no auth, for readiness probes), `GET /` (the page), `GET /notes` and
-//! `POST /notes`.
+//! `POST /notes`, and for proxies in front of it `GET /ws/echo`, `GET /ws/open` and
+//! `GET /bytes?n=` ([`crate::echo`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,6 +24,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::auth::{CHALLENGE, is_authorized};
 use crate::config::Config;
+use crate::echo::{self, OpenSockets};
 use crate::notes::{MAX_NOTES_BYTES, NotesError, NotesStore, check_declared_length, read_text};
 use crate::page::{PageInfo, render};
 
@@ -41,6 +43,7 @@ pub struct Workspace {
     started: Instant,
     notes: NotesStore,
     tls: Arc<ServerConfig>,
+    sockets: OpenSockets,
 }
 
 impl Workspace {
@@ -72,6 +75,7 @@ impl Workspace {
             uid: own_uid(),
             started: Instant::now(),
             tls: Arc::new(tls),
+            sockets: OpenSockets::default(),
         }))
     }
 
@@ -81,6 +85,11 @@ impl Workspace {
 
     pub fn hostname(&self) -> &str {
         &self.hostname
+    }
+
+    /// Echo WebSockets open now.
+    pub fn open_sockets(&self) -> usize {
+        self.sockets.count()
     }
 }
 
@@ -126,6 +135,7 @@ async fn connection(workspace: Arc<Workspace>, tcp: TcpStream, peer: SocketAddr)
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
         .serve_connection(TokioIo::new(tls), service)
+        .with_upgrades()
         .await;
     if let Err(e) = served
         && !e.is_incomplete_message()
@@ -163,6 +173,30 @@ async fn route(workspace: &Workspace, request: Request<Incoming>) -> Reply {
         },
         ("/notes", Method::POST) => save_notes(workspace, request).await,
         ("/notes", _) => not_allowed("GET, HEAD, POST"),
+        ("/ws/echo", Method::GET) => match echo::upgrade(request, &workspace.sockets) {
+            Ok(reply) => reply,
+            Err(status) => text(status, "a WebSocket handshake is expected here\n"),
+        },
+        ("/ws/echo", _) => not_allowed("GET"),
+        ("/ws/open", Method::GET) => {
+            text(StatusCode::OK, format!("{}\n", workspace.open_sockets()))
+        }
+        ("/ws/open", _) => not_allowed("GET"),
+        ("/bytes", Method::GET | Method::HEAD) => match echo::bytes(request.uri().query()) {
+            Some(bytes) => {
+                let mut reply = text(StatusCode::OK, bytes);
+                reply.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                );
+                reply
+            }
+            None => text(
+                StatusCode::BAD_REQUEST,
+                format!("n: a number of bytes up to {}\n", echo::MAX_BYTES),
+            ),
+        },
+        ("/bytes", _) => not_allowed("GET, HEAD"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
