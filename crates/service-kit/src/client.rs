@@ -137,3 +137,97 @@ fn connector(
         })
     })
 }
+
+/// How many times in all an idempotent call is tried when the service is unavailable.
+pub const IDEMPOTENT_ATTEMPTS: u32 = 3;
+
+/// Whether a gRPC method may be repeated without changing the outcome: reads, watches,
+/// explanations, and keepalives (which set a deadline from now).
+pub fn is_idempotent(method: &str) -> bool {
+    let name = method.rsplit('/').next().unwrap_or(method);
+    [
+        "Get",
+        "List",
+        "Watch",
+        "Explain",
+        "Resolve",
+        "Check",
+        "WhoAmI",
+        "Keepalive",
+    ]
+    .iter()
+    .any(|prefix| name.starts_with(prefix))
+}
+
+/// Runs `call`, and again (up to `attempts` in all, 50 ms then 100 ms apart) while it fails with
+/// Unavailable: the connection could not be made or broke before an answer. Only for calls that
+/// are safe to repeat ([`is_idempotent`]).
+pub async fn retry_idempotent<T, F, Fut>(attempts: u32, mut call: F) -> Result<T, tonic::Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    let mut pause = Duration::from_millis(50);
+    let mut tried = 1;
+    loop {
+        match call().await {
+            Err(e) if tried < attempts && e.code() == tonic::Code::Unavailable => {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                tried += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_and_keepalives_are_idempotent_writes_are_not() {
+        for m in [
+            "/atrium.session.v1.SessionService/GetSession",
+            "ListUsers",
+            "Keepalive",
+            "WatchSession",
+        ] {
+            assert!(is_idempotent(m), "{m}");
+        }
+        for m in [
+            "/atrium.session.v1.SessionService/RequestSession",
+            "CreateUser",
+            "Delete",
+            "Login",
+        ] {
+            assert!(!is_idempotent(m), "{m}");
+        }
+    }
+
+    #[tokio::test]
+    async fn unavailable_is_retried_other_errors_are_not() {
+        let mut n = 0;
+        let r: Result<u32, tonic::Status> = retry_idempotent(3, || {
+            n += 1;
+            let k = n;
+            async move {
+                if k < 3 {
+                    Err(tonic::Status::unavailable("down"))
+                } else {
+                    Ok(k)
+                }
+            }
+        })
+        .await;
+        assert_eq!(r.ok(), Some(3));
+        let mut m = 0;
+        let r: Result<u32, tonic::Status> = retry_idempotent(3, || {
+            m += 1;
+            async { Err(tonic::Status::not_found("x")) }
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(m, 1);
+    }
+}

@@ -264,19 +264,34 @@ async fn ready(channel: Channel) -> Result<tonic::client::Grpc<Channel>, HttpErr
     Ok(grpc)
 }
 
-/// Calls a unary method with the caller's credential.
+/// Calls a unary method with the caller's credential; a read (or a keepalive) is tried again
+/// when the service is briefly unavailable.
 pub async fn unary(
     channel: Channel,
     method: &MethodDescriptor,
     message: DynamicMessage,
     credential: Option<&Credential>,
 ) -> Result<DynamicMessage, HttpError> {
-    let request = grpc_request(message, credential)?;
     let path = grpc_path(method)?;
-    let mut grpc = ready(channel).await?;
-    let response = grpc
-        .unary(request, path, DynamicCodec::new(method.output()))
-        .await?;
+    let attempts = if atrium_service_kit::client::is_idempotent(method.name()) {
+        atrium_service_kit::client::IDEMPOTENT_ATTEMPTS
+    } else {
+        1
+    };
+    let codec = DynamicCodec::new(method.output());
+    let response = atrium_service_kit::client::retry_idempotent(attempts, || {
+        let request = grpc_request(message.clone(), credential);
+        let (channel, path, codec) = (channel.clone(), path.clone(), codec.clone());
+        async move {
+            let request = request.map_err(|e| tonic::Status::unauthenticated(e.message))?;
+            let mut grpc = tonic::client::Grpc::new(channel);
+            grpc.ready()
+                .await
+                .map_err(|e| tonic::Status::unavailable(format!("service unavailable: {e}")))?;
+            grpc.unary(request, path, codec).await
+        }
+    })
+    .await?;
     Ok(response.into_inner())
 }
 
