@@ -572,7 +572,7 @@ async fn a_session_lives_its_life_over_http_and_stays_private() {
         .await;
     assert_eq!(status, StatusCode::OK, "{session}");
     let id = session["id"].as_str().expect("id").to_owned();
-    let csrf = browser.csrf.clone();
+    let csrf = browser.csrf();
     let events = watch_until(
         &browser.client,
         &format!("{}/api/v1/sessions/{id}/watch", gw.url),

@@ -48,8 +48,9 @@ impl Gateway {
 
     /// A browser: signs in with a password and keeps the cookies.
     pub async fn browser(&self, username: &str, password: &str) -> Browser {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
         let client = reqwest::Client::builder()
-            .cookie_store(true)
+            .cookie_provider(jar.clone())
             .build()
             .expect("client");
         let response = client
@@ -59,15 +60,11 @@ impl Gateway {
             .await
             .expect("login");
         assert_eq!(response.status(), StatusCode::OK, "login {username}");
-        let csrf = response
-            .cookies()
-            .find(|c| c.name() == "atrium_csrf")
-            .map(|c| c.value().to_owned())
-            .expect("csrf cookie");
+        assert!(response.cookies().any(|c| c.name() == "atrium_csrf"));
         Browser {
             client,
+            jar,
             base: self.url.clone(),
-            csrf,
         }
     }
 
@@ -121,18 +118,36 @@ pub async fn raw(
 
 pub struct Browser {
     pub client: reqwest::Client,
+    pub jar: std::sync::Arc<reqwest::cookie::Jar>,
     pub base: String,
-    pub csrf: String,
 }
 
 impl Browser {
+    /// The CSRF cookie's current value, as the page's script reads it.
+    pub fn csrf(&self) -> String {
+        use reqwest::cookie::CookieStore as _;
+        let url: reqwest::Url = self.base.parse().expect("url");
+        let header = self
+            .jar
+            .cookies(&url)
+            .unwrap_or(reqwest::header::HeaderValue::from_static(""));
+        header
+            .to_str()
+            .unwrap_or_default()
+            .split(';')
+            .filter_map(|p| p.trim().split_once('='))
+            .find(|(k, _)| *k == "atrium_csrf")
+            .map(|(_, v)| v.to_owned())
+            .unwrap_or_default()
+    }
+
     pub async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let csrf = self.csrf.clone();
+        let csrf = self.csrf();
         raw(
             &self.client,
             method,

@@ -64,6 +64,9 @@ impl Proxy {
                 http.set_nodelay(true);
                 http.set_connect_timeout(Some(CONNECT_TIMEOUT));
                 let ws_tls = tokio_rustls::TlsConnector::from(Arc::new(config.clone()));
+                // hyper-rustls sets ALPN itself (and refuses a config that already has it).
+                let mut config = config;
+                config.alpn_protocols.clear();
                 let https = hyper_rustls::HttpsConnectorBuilder::new()
                     .with_tls_config(config)
                     .https_only()
