@@ -86,7 +86,7 @@ document.getElementById("save").onclick = async () => {{
   const status = document.getElementById("status");
   status.textContent = "saving…";
   try {{
-    const r = await fetch("/notes", {{ method: "POST", body: document.getElementById("notes").value,
+    const r = await fetch("notes", {{ method: "POST", body: document.getElementById("notes").value,
       headers: {{ "Content-Type": "text/plain; charset=utf-8" }} }});
     status.textContent = r.ok ? "saved" : "not saved: " + r.status + " " + (await r.text());
   }} catch (e) {{
