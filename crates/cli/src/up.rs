@@ -1,6 +1,9 @@
 //! `atrium up`: every role this build has, in one process, on the embedded default (SQLite
 //! files and generated secrets under the data directory). The launcher does the work; this is
-//! arguments in, addresses and the administrator's password out.
+//! arguments in, the demo (image and workspace, [`demo`]) around it, and the gateway's URL and
+//! the administrator's password out.
+
+mod demo;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,14 +15,23 @@ use atrium_launcher::{
 use atrium_service_kit::Secret;
 use atrium_service_kit::telemetry::{self, LogFormat};
 
+use self::demo::{DemoImage, DemoWorkspace};
+
+/// The Docker engine the agent uses unless told otherwise.
+const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
     /// Where the services keep their data (one SQLite file per service).
     #[arg(long, env = "ATRIUM_DATA_DIR", default_value = ".atrium")]
     pub data_dir: PathBuf,
-    /// The address the services listen on.
+    /// The address the services listen on. On loopback the gateway (the browser's entrance)
+    /// serves plain HTTP; on any other address, TLS with a certificate from the local CA.
     #[arg(long, default_value = "127.0.0.1")]
     pub listen_host: String,
+    /// The gateway's port: the web UI, the REST API (/api/v1) and the Kasm API (/api/public).
+    #[arg(long, default_value_t = Role::Gateway.default_port())]
+    pub gateway_port: u16,
     /// The identity service's gRPC port.
     #[arg(long, default_value_t = Role::Identity.default_port())]
     pub identity_port: u16,
@@ -36,7 +48,8 @@ pub struct UpArgs {
     #[arg(long, default_value_t = Role::BillingUsage.default_port())]
     pub billing_usage_port: u16,
     /// Prometheus `/metrics` ports: identity on BASE+1, policy on BASE+2, the session-manager
-    /// on BASE+3, the agent on BASE+4, billing-usage on BASE+5; 0 for none.
+    /// on BASE+3, the agent on BASE+4, billing-usage on BASE+5, the gateway on BASE+6; 0 for
+    /// none.
     #[arg(long, default_value_t = 9100)]
     pub metrics_base_port: u16,
     /// The IANA timezone of usage windows and by-day history (billing-usage), e.g.
@@ -47,11 +60,14 @@ pub struct UpArgs {
     #[arg(
         long,
         env = "DOCKER_HOST",
-        default_value = "unix:///var/run/docker.sock"
+        default_value = DEFAULT_DOCKER_HOST
     )]
     pub docker_host: String,
+    /// Neither build the demo workspace image nor create the demo workspace.
+    #[arg(long)]
+    pub no_demo: bool,
     /// Redis for heartbeats and session keepalives; without it they are kept in this process.
-    #[arg(long, env = "ATRIUM_REDIS_URL")]
+    #[arg(long, visible_alias = "redis", env = "ATRIUM_REDIS_URL")]
     pub redis_url: Option<String>,
     /// A PostgreSQL server (`postgres://user:pw@host:5432/postgres`): each service gets a
     /// database of its own there (`atrium_identity`, ...), created when missing. Without it,
@@ -82,6 +98,7 @@ impl UpArgs {
             (Role::SessionManager, self.session_manager_port),
             (Role::Agent, self.agent_port),
             (Role::BillingUsage, self.billing_usage_port),
+            (Role::Gateway, self.gateway_port),
         ]);
         let metrics = match self.metrics_base_port {
             0 => MetricsPorts::Off,
@@ -124,6 +141,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let config = args.launch_config()?;
     config.validate(&roles)?;
     let _telemetry = telemetry::init("atrium", args.log_format)?;
+    let image = if args.no_demo {
+        DemoImage::Skipped
+    } else {
+        demo::ensure_image(&args.docker_host).await
+    };
     let running = Launcher::start(config, &roles).await.map_err(|e| {
         let hint = roles
             .iter()
@@ -134,15 +156,63 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             "start Atrium (ports: {hint}; --metrics-base-port, 0 for none)"
         ))
     })?;
-    print_banner(&running, &args);
+    // Only on the start that created the administrator: a later start keeps whatever the
+    // administrators made of the catalogue (the demo workspace deleted included).
+    let workspace = match (
+        args.no_demo,
+        running.bootstrap_admin(),
+        running.admin_password(),
+    ) {
+        (false, Some(_), Some(_)) => match demo::create_workspace(&running).await {
+            Ok(workspace) => Some(workspace),
+            Err(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "the demo workspace was not created"
+                );
+                eprintln!("==> the demo workspace was not created: {e:#}");
+                None
+            }
+        },
+        _ => None,
+    };
+    print_banner(&running, &args, &image, workspace.as_ref());
     running.shutdown_signal().on_signals();
     running.wait().await
 }
 
-fn print_banner(running: &Running, args: &UpArgs) {
+fn print_banner(
+    running: &Running,
+    args: &UpArgs,
+    image: &DemoImage,
+    workspace: Option<&DemoWorkspace>,
+) {
     println!();
-    println!("Atrium is up (gRPC over TLS; every service offers health and reflection):");
+    if let Some(gateway) = running.endpoint(Role::Gateway) {
+        let rule = "=".repeat(72);
+        println!("{rule}");
+        println!("  Atrium is up.  Open {gateway}/ in your browser.");
+        println!("{rule}");
+        println!("  REST API        {gateway}/api/v1   (OpenAPI: {gateway}/api/v1/openapi.json)");
+        println!("  Kasm API        {gateway}/api/public");
+        if gateway.starts_with("https:") {
+            println!(
+                "  TLS             certificate from the local CA {} (trust it, or expect a warning)",
+                running.ca_path().display()
+            );
+        }
+    } else {
+        println!("Atrium is up.");
+    }
+    println!();
+    print_admin(running);
+    print_demo(image, workspace);
+    println!();
+    println!("gRPC services (TLS; every service offers health and reflection):");
     for role in running.roles() {
+        if *role == Role::Gateway {
+            continue;
+        }
         let Some(endpoint) = running.endpoint(*role) else {
             continue;
         };
@@ -155,7 +225,13 @@ fn print_banner(running: &Running, args: &UpArgs) {
     }
     for role in running.roles() {
         if let Some(metrics) = running.bound(*role).and_then(|b| b.metrics) {
-            println!("  metrics         https://{metrics}/metrics   ({role})");
+            // The gateway serves its /metrics in plain HTTP; the services over TLS.
+            let scheme = if *role == Role::Gateway {
+                "http"
+            } else {
+                "https"
+            };
+            println!("  metrics         {scheme}://{metrics}/metrics   ({role})");
         }
     }
     println!("  data            {}", running.data_dir().display());
@@ -163,7 +239,17 @@ fn print_banner(running: &Running, args: &UpArgs) {
         "  TLS             CA {} (the CLI trusts it when run from here; elsewhere pass --ca)",
         running.ca_path().display()
     );
+    let identity = running.endpoint(Role::Identity).unwrap_or_default();
     println!();
+    println!("Log in from another terminal:");
+    println!("  atrium --endpoint {identity} login --username admin");
+    println!("  atrium user list");
+    println!("  atrium group list");
+    println!();
+    println!("Stop with Ctrl-C (the data directory keeps everything for the next start).");
+}
+
+fn print_admin(running: &Running) {
     match running.bootstrap_admin() {
         Some(admin) => match &admin.generated_password {
             Some(password) => {
@@ -182,12 +268,27 @@ fn print_banner(running: &Running, args: &UpArgs) {
         },
         None => println!("The administrator account already exists (user `admin`)."),
     }
-    let identity = running.endpoint(Role::Identity).unwrap_or_default();
-    println!();
-    println!("Log in from another terminal:");
-    println!("  atrium --endpoint {identity} login --username admin");
-    println!("  atrium user list");
-    println!("  atrium group list");
-    println!();
-    println!("Stop with Ctrl-C.");
+}
+
+fn print_demo(image: &DemoImage, workspace: Option<&DemoWorkspace>) {
+    match workspace {
+        Some(DemoWorkspace::Created(w)) => println!(
+            "Created the workspace \"{}\" ({}) for All Users.",
+            w.friendly_name, w.name
+        ),
+        Some(DemoWorkspace::Existing(w)) => println!(
+            "The workspace \"{}\" ({}) exists already.",
+            w.friendly_name, w.name
+        ),
+        None => {}
+    }
+    match image {
+        DemoImage::Present | DemoImage::Skipped => {}
+        DemoImage::Built => println!("Built the demo image {}.", demo::IMAGE),
+        DemoImage::Unavailable(why) => {
+            let why = why.trim_end_matches('.');
+            println!("The demo image {} is not available: {why}.", demo::IMAGE);
+            println!("  Sessions of it cannot launch until it is: `atrium image build-demo`.");
+        }
+    }
 }

@@ -421,9 +421,9 @@ async fn up_refuses_a_metrics_base_port_without_room_and_creates_nothing() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // Billing-usage is BASE+5, the highest.
+    // The gateway is BASE+6, the highest.
     assert!(
-        stderr.contains("--metrics-base-port: at most 65530 (the billing-usage's is BASE+5)"),
+        stderr.contains("--metrics-base-port: at most 65529 (the gateway's is BASE+6)"),
         "{stderr}"
     );
     assert!(!data.exists(), "nothing is created for a refused start");

@@ -2,7 +2,11 @@
 //! port speaks TLS with the local CA it makes (plaintext is refused), the CLI trusts that CA
 //! without being told when ATRIUM_DATA_DIR names the directory, the administrator it prints
 //! logs in, and `atrium agent status`, `atrium session list` and `atrium usage rate list` work
-//! with that login (no service secret involved).
+//! with that login (no service secret involved). The gateway on loopback speaks plain HTTP: the
+//! banner names it first, it serves the OpenAPI document, the printed password logs in there,
+//! and the demo workspace is in the catalogue for All Users (its image built when Docker is
+//! part of the test run, `ATRIUM_TEST_DOCKER=1`; without, `atrium up` is pointed at a Docker
+//! that does not answer and says so).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -27,14 +31,14 @@ fn free_ports(count: usize) -> Vec<u16> {
         .collect()
 }
 
-/// A metrics base port whose BASE+1 to +5 are free.
+/// A metrics base port whose BASE+1 to +6 are free.
 fn free_metrics_base() -> u16 {
     for _ in 0..50 {
         let base = free_ports(1)[0];
         if base > u16::MAX - 6 {
             continue;
         }
-        let all_free = [1, 2, 3, 4, 5]
+        let all_free = [1, 2, 3, 4, 5, 6]
             .iter()
             .all(|off| std::net::TcpListener::bind(("127.0.0.1", base + off)).is_ok());
         if all_free {
@@ -44,16 +48,30 @@ fn free_metrics_base() -> u16 {
     panic!("no free metrics ports");
 }
 
+fn docker() -> bool {
+    std::env::var("ATRIUM_TEST_DOCKER").as_deref() == Ok("1")
+}
+
 struct Up {
     child: Child,
     password: String,
+    /// What it printed on stdout up to "Stop with Ctrl-C".
+    banner: String,
 }
 
-/// Starts `atrium up`; `Err` (with what it said) when it exits before printing the
-/// administrator's password, e.g. because another test took one of the ports meanwhile.
+/// Starts `atrium up`; `Err` (with what it said) when it exits before printing its banner,
+/// e.g. because another test took one of the ports meanwhile.
 async fn start(data: &Path, ports: &[u16], metrics_base: u16) -> Result<Up, String> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_atrium"))
-        .arg("up")
+    let mut command = Command::new(env!("CARGO_BIN_EXE_atrium"));
+    command.arg("up");
+    if !docker() {
+        // Not the machine's Docker: no demo image build in a run without Docker tests.
+        command.args([
+            "--docker-host",
+            "unix:///nonexistent/atrium-test/docker.sock",
+        ]);
+    }
+    let mut child = command
         .arg("--data-dir")
         .arg(data)
         .args(["--identity-port", &ports[0].to_string()])
@@ -61,6 +79,7 @@ async fn start(data: &Path, ports: &[u16], metrics_base: u16) -> Result<Up, Stri
         .args(["--session-manager-port", &ports[2].to_string()])
         .args(["--agent-port", &ports[3].to_string()])
         .args(["--billing-usage-port", &ports[4].to_string()])
+        .args(["--gateway-port", &ports[5].to_string()])
         .args(["--metrics-base-port", &metrics_base.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -69,24 +88,96 @@ async fn start(data: &Path, ports: &[u16], metrics_base: u16) -> Result<Up, Stri
         .expect("spawn atrium up");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut stderr = child.stderr.take().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let password = loop {
+    // With Docker, a missing demo image is built first (a release build of atrium-workspace).
+    let wait = Duration::from_secs(if docker() { 1200 } else { 120 });
+    let deadline = Instant::now() + wait;
+    let mut banner = String::new();
+    let mut password = None;
+    loop {
         let line = tokio::time::timeout_at(deadline.into(), lines.next_line())
             .await
-            .expect("atrium up printed no password in time")
+            .expect("atrium up printed no banner in time")
             .unwrap();
         let Some(line) = line else {
             let mut said = String::new();
             let _ = stderr.read_to_string(&mut said).await;
             return Err(said);
         };
-        if let Some((_, password)) = line.split_once("with password:") {
-            break password.trim().to_owned();
+        banner.push_str(&line);
+        banner.push('\n');
+        if let Some((_, printed)) = line.split_once("with password:") {
+            password = Some(printed.trim().to_owned());
         }
-    };
+        if line.starts_with("Stop with Ctrl-C") {
+            break;
+        }
+    }
+    let password = password.unwrap_or_else(|| panic!("no password in the banner:\n{banner}"));
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     tokio::spawn(async move { tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await });
-    Ok(Up { child, password })
+    Ok(Up {
+        child,
+        password,
+        banner,
+    })
+}
+
+/// One HTTP/1.1 exchange in plain text: (status, head, body). Chunked bodies are joined.
+async fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+) -> (u16, String, String) {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for header in headers {
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw))
+        .await
+        .expect("the gateway answered in time")
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {text}"));
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        unchunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, head.to_owned(), body)
+}
+
+fn unchunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || after.len() < size {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 async fn health(dialer: &Dialer, url: &str) -> Result<i32, String> {
@@ -129,6 +220,93 @@ async fn cli(data: &Path, config: &Path, args: &[&str], stdin: &str) -> (i32, St
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// The banner leads with the gateway; the gateway serves its OpenAPI document, logs the
+/// administrator in with the printed password (cookies for a browser, tokens for a program)
+/// and lists the demo workspace, launchable by All Users (the administrator among them).
+async fn gateway_answers(up: &Up, port: u16) {
+    let url = format!("http://127.0.0.1:{port}");
+    // The services log to stdout too: the banner is what follows, the gateway before the rest.
+    let open = up.banner.find(&format!("Open {url}/ in your browser"));
+    let rest = ["with password:", "gRPC services", "identity "].map(|t| up.banner.find(t));
+    assert!(
+        open.is_some() && rest.iter().all(|at| at.is_some_and(|at| Some(at) > open)),
+        "the banner does not lead with the gateway:\n{}",
+        up.banner
+    );
+    for named in [
+        format!("{url}/api/v1/openapi.json"),
+        format!("{url}/api/public"),
+        "Demo workspace".to_owned(),
+    ] {
+        assert!(
+            up.banner.contains(&named),
+            "{named} is not in the banner:\n{}",
+            up.banner
+        );
+    }
+    if docker() {
+        assert!(!up.banner.contains("is not available"), "{}", up.banner);
+    } else {
+        assert!(up.banner.contains("is not available"), "{}", up.banner);
+    }
+
+    let (status, _, body) = http(port, "GET", "/api/v1/openapi.json", &[], "").await;
+    assert_eq!(status, 200, "openapi.json: {body}");
+    let document: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        document["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.")),
+        "{document}"
+    );
+
+    let credentials = serde_json::json!({"username": "admin", "password": up.password}).to_string();
+    let json = ["Content-Type: application/json"];
+    let (status, head, body) = http(port, "POST", "/api/v1/login", &json, &credentials).await;
+    assert_eq!(status, 200, "login with the printed password: {body}");
+    assert!(
+        head.to_ascii_lowercase().contains("set-cookie:"),
+        "no cookie: {head}"
+    );
+    assert!(
+        !body.contains("access_token\":\"ey"),
+        "a browser's login answered a token: {body}"
+    );
+
+    let (status, _, body) = http(
+        port,
+        "POST",
+        "/api/v1/login?cookie=false",
+        &json,
+        &credentials,
+    )
+    .await;
+    assert_eq!(status, 200, "login for a token: {body}");
+    let login: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    let bearer = format!("Authorization: Bearer {token}");
+    for path in ["/api/v1/workspaces", "/api/v1/me/workspaces"] {
+        let (status, _, body) = http(port, "GET", path, &[&bearer], "").await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let demo: Vec<_> = list["workspaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["name"] == "atrium/workspace-demo:latest")
+            .collect();
+        assert_eq!(demo.len(), 1, "{path}: {body}");
+        assert_eq!(demo[0]["friendly_name"], "Demo workspace", "{body}");
+    }
+    if docker() {
+        let present = std::process::Command::new("docker")
+            .args(["image", "inspect", "atrium/workspace-demo:latest"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(present, "the demo image was not built");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_speaks_tls_everywhere_and_the_cli_trusts_its_ca() {
     let dir = tempfile::tempdir().unwrap();
@@ -139,7 +317,7 @@ async fn up_speaks_tls_everywhere_and_the_cli_trusts_its_ca() {
     let (data, ports, metrics_base, mut up) = loop {
         attempt += 1;
         let data = dir.path().join(format!("data-{attempt}"));
-        let ports = free_ports(5);
+        let ports = free_ports(6);
         let metrics_base = free_metrics_base();
         match start(&data, &ports, metrics_base).await {
             Ok(up) => break (data, ports, metrics_base, up),
@@ -151,7 +329,7 @@ async fn up_speaks_tls_everywhere_and_the_cli_trusts_its_ca() {
     assert!(ca.exists(), "atrium up made no CA");
 
     let trusting = Dialer::trusting(&ca).unwrap();
-    for port in &ports {
+    for port in &ports[..5] {
         let url = format!("https://127.0.0.1:{port}");
         // The agent may report NOT_SERVING without Docker; either way it answers over TLS.
         health(&trusting, &url)
@@ -178,6 +356,11 @@ async fn up_speaks_tls_everywhere_and_the_cli_trusts_its_ca() {
         let _ = stream.read_to_string(&mut response).await;
         assert!(response.starts_with("HTTP/1.1 200"), "{addr}: {response}");
     }
+    // The gateway's /metrics is plain HTTP, like the gateway on loopback.
+    let (status, _, _) = http(metrics_base + 6, "GET", "/metrics", &[], "").await;
+    assert_eq!(status, 200, "the gateway's metrics");
+
+    gateway_answers(&up, ports[5]).await;
 
     let endpoint = format!("https://127.0.0.1:{}", ports[0]);
     let policy = format!("https://127.0.0.1:{}", ports[1]);
