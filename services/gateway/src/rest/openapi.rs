@@ -117,13 +117,12 @@ pub fn document() -> Value {
         "components": {
             "schemas": schemas.finish(),
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer"},
-                "apiKey": {"type": "apiKey", "in": "header", "name": "Authorization",
-                    "description": "ApiKey <id>:<secret>"},
+                "bearer": {"type": "http", "scheme": "bearer",
+                    "description": "An access token; API keys go in the same header as `ApiKey <id>:<secret>` (or HTTP Basic id:secret)"},
                 "cookie": {"type": "apiKey", "in": "cookie", "name": atrium_service_kit::http::ACCESS_COOKIE},
             },
         },
-        "security": [{"bearer": []}, {"apiKey": []}, {"cookie": []}],
+        "security": [{"bearer": []}, {"cookie": []}],
     })
 }
 
