@@ -225,13 +225,7 @@ fn print_banner(
     }
     for role in running.roles() {
         if let Some(metrics) = running.bound(*role).and_then(|b| b.metrics) {
-            // The gateway serves its /metrics in plain HTTP; the services over TLS.
-            let scheme = if *role == Role::Gateway {
-                "http"
-            } else {
-                "https"
-            };
-            println!("  metrics         {scheme}://{metrics}/metrics   ({role})");
+            println!("  metrics         https://{metrics}/metrics   ({role})");
         }
     }
     println!("  data            {}", running.data_dir().display());

@@ -14,6 +14,7 @@ pub mod backends;
 pub mod config;
 pub mod kasm;
 pub mod limits;
+pub mod metrics;
 pub mod proxy;
 pub mod rest;
 mod serve;
@@ -159,13 +160,20 @@ impl Gateway {
             Some(files) => Some(serve::acceptor(files)?),
             None => None,
         };
-        let app = router(self.state.clone());
+        let mut registry = atrium_service_kit::metrics::Metrics::new();
+        let http_metrics = metrics::HttpMetrics::register(&mut registry);
+        let app = router(self.state.clone()).layer(axum::middleware::from_fn_with_state(
+            http_metrics,
+            metrics::record,
+        ));
         let deadline = Duration::from_secs(self.state.config.shutdown_deadline_secs);
+        // `/metrics` over TLS with the gateway's service certificate, like every service's.
+        let metrics_tls = self.state.config.tls.server("metrics")?;
+        let registry = Arc::new(registry);
         let metrics = metrics.map(|l| {
-            let registry = atrium_service_kit::metrics::Metrics::new();
             let stop = shutdown.clone();
             tokio::spawn(async move {
-                atrium_service_kit::metrics::serve(l, None, Arc::new(registry), stop).await;
+                atrium_service_kit::metrics::serve(l, metrics_tls, registry, stop).await;
             })
         });
         let serving = serve::serve(listener, tls, app, shutdown.clone(), deadline);
@@ -189,9 +197,22 @@ pub fn router(state: AppState) -> Router {
         .merge(kasm::router())
         .merge(proxy::router())
         .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route("/", axum::routing::get(landing))
         .fallback(|| async { HttpError::not_found("route").into_response() })
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(state)
+}
+
+/// `/` until the browser UI is served: where the APIs are.
+async fn landing() -> axum::response::Html<&'static str> {
+    axum::response::Html(
+        "<!doctype html><html lang=en><meta charset=utf-8><title>Atrium</title>\
+         <h1>Atrium</h1><p>The gateway is up. The browser interface is not part of this build \
+         yet; the APIs are:</p><ul>\
+         <li><a href=/api/v1/openapi.json>/api/v1</a> (OpenAPI 3.1 document)</li>\
+         <li>/api/public (the Kasm-compatible Developer API)</li>\
+         <li>/session/&lt;id&gt;/ (a running session's workspace)</li></ul></html>",
+    )
 }
 
 /// The client address of a request (set per connection by the server loop).

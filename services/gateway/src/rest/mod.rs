@@ -161,11 +161,11 @@ fn request_message(
             message
         }
     };
-    if route.body == Body::None {
-        if let Some(query) = query {
-            for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-                set_text(&mut message, &key, &value)?;
-            }
+    if route.body == Body::None
+        && let Some(query) = query
+    {
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            set_text(&mut message, &key, &value)?;
         }
     }
     for param in route.params() {
