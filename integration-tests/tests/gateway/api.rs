@@ -635,3 +635,75 @@ async fn a_session_lives_its_life_over_http_and_stays_private() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_watch_is_also_a_websocket_of_json_frames() {
+    if !docker("a_watch_is_also_a_websocket_of_json_frames") {
+        return;
+    }
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let gw = Gateway::start().await;
+    let running = gw.sandbox.running();
+    let admin_cred = gw.sandbox.admin().expect("admin").clone();
+    let image = atrium_integration_tests::demo_image().expect("demo image");
+    let workspace =
+        atrium_integration_tests::demo_workspace(running, &admin_cred, &image, 0.25, 128)
+            .await
+            .expect("workspace");
+    let carol = user_with_settings(running, &admin_cred, "carol", &[])
+        .await
+        .expect("carol");
+    let program = gw.program(&carol.username, USER_PASSWORD).await;
+    let (status, session) = program
+        .call(
+            Method::POST,
+            "/api/v1/sessions",
+            Some(json!({"workspace_id": workspace})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{session}");
+    let id = session["id"].as_str().expect("id");
+    let ws_url = format!(
+        "{}/api/v1/sessions/{id}/watch",
+        gw.url.replacen("http://", "ws://", 1)
+    );
+    let mut request = ws_url.into_client_request().expect("request");
+    request.headers_mut().insert(
+        "authorization",
+        program.authorization.parse().expect("header"),
+    );
+    let host = gw.url.trim_start_matches("http://").to_owned();
+    let tcp = tokio::net::TcpStream::connect(&host)
+        .await
+        .expect("connect");
+    let (mut socket, _) = tokio_tungstenite::client_async(request, tcp)
+        .await
+        .expect("upgrade");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let mut states = Vec::new();
+    loop {
+        let frame = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .expect("a running state in time")
+            .expect("frame")
+            .expect("frame ok");
+        if let Message::Text(text) = frame {
+            let value: Value = serde_json::from_str(&text).expect("json frame");
+            states.push(
+                value["observed_state"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
+            if value["observed_state"] == "OBSERVED_STATE_RUNNING" {
+                break;
+            }
+        }
+    }
+    assert!(states.len() >= 2, "{states:?}");
+    let (status, _) = program
+        .call(Method::DELETE, &format!("/api/v1/sessions/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
