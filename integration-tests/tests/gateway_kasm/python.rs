@@ -63,6 +63,7 @@ async fn the_kasm_python_client_runs_a_whole_lifecycle() {
         .unwrap_or_else(|e| panic!("run {}: {e}", python.display()));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}");
     assert!(
         out.status.success() && stdout.contains("LIFECYCLE OK"),
         "the kasm client's lifecycle failed ({}):\n{stdout}\n{stderr}",
