@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Third-party Python tools the tests drive, in a venv of their own (kept between runs):
 #   schemathesis  fuzzes /api/v1 from its OpenAPI document   -> ATRIUM_SCHEMATHESIS (its `st`)
-#   kasm          a Kasm Developer API client nobody here wrote -> ATRIUM_KASM_PYTHON
+#   kasm          a Kasm Developer API client nobody here wrote -> ATRIUM_TEST_KASM_CLIENT (its python)
 # Pinned versions; bump deliberately.
 SCHEMATHESIS_VERSION=4.32.5
 KASM_CLIENT_VERSION=1.18.1.0
@@ -17,5 +17,5 @@ python_tools() {
     "$dir/bin/pip" install -q --disable-pip-version-check $stamp || die "pip install $stamp"
     echo "$stamp" >"$dir/.stamp"
   fi
-  export ATRIUM_SCHEMATHESIS=$dir/bin/st ATRIUM_KASM_PYTHON=$dir/bin/python
+  export ATRIUM_SCHEMATHESIS=$dir/bin/st ATRIUM_TEST_KASM_CLIENT=$dir/bin/python
 }

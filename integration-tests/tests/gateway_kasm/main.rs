@@ -87,6 +87,7 @@ pub async fn api_key(
 
 /// Every permission a Kasm integration uses.
 pub const FULL: &[&str] = &[
+    "sessions.exec",
     "users.view",
     "users.create",
     "users.modify",

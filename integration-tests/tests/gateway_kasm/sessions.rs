@@ -178,21 +178,25 @@ async fn sessions_for_users_over_the_developer_api() {
         "{got}"
     );
 
-    // exec_command_kasm: a free command is an administrator's tool in Atrium; API keys are
-    // refused by the session-manager, with the reason.
-    let (status, answer) = full
-        .call(
-            "exec_command_kasm",
-            json!({"user_id": alice.id, "kasm_id": kasm_id,
-                "exec_config": {"cmd": "true", "workdir": "/tmp", "privileged": false,
-                    "environment": null, "user": null}}),
-        )
-        .await;
+    // exec_command_kasm: a key holding sessions.exec runs a command in the container; one
+    // without it is refused, naming the permission.
+    let exec = json!({"user_id": alice.id, "kasm_id": kasm_id,
+        "exec_config": {"cmd": "true", "workdir": "/tmp", "privileged": false,
+            "environment": null, "user": null}});
+    let ran = full.ok("exec_command_kasm", exec.clone()).await;
+    assert_eq!(ran["kasm_id"], kasm_id.as_str(), "{ran}");
+    let no_exec: Vec<&str> = FULL
+        .iter()
+        .copied()
+        .filter(|p| *p != "sessions.exec")
+        .collect();
+    let without = api_key(&gw, "kasm-no-exec", false, &no_exec, None).await;
+    let (status, answer) = without.call("exec_command_kasm", exec).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
     assert!(
         answer["error_message"]
             .as_str()
-            .is_some_and(|m| m.contains("administrators")),
+            .is_some_and(|m| m.contains("sessions.exec")),
         "{answer}"
     );
     let message = full

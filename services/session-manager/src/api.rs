@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use atrium_proto::session::v1 as pb;
 use atrium_proto::session::v1::session_service_server::SessionService;
-use atrium_service_kit::auth::permissions::{SESSIONS_DELETE, SESSIONS_MODIFY, SESSIONS_VIEW};
+use atrium_service_kit::auth::permissions::{
+    SESSIONS_DELETE, SESSIONS_EXEC, SESSIONS_MODIFY, SESSIONS_VIEW,
+};
 use atrium_service_kit::auth::{Principal, Scope, ServiceId, principal};
 use atrium_service_kit::paging::Page;
 use atrium_service_kit::{ApiError, ApiResult};
@@ -590,15 +592,19 @@ impl SessionService for SessionApi {
             }
             (_, true) => {}
             ("", false) => {
-                // A free command is an administrator's tool.
-                let admin = match &caller {
+                // A free command is an administrator's tool, or a holder of sessions.exec's
+                // (an integration's API key: Kasm's exec_command_kasm).
+                let allowed = match &caller {
                     Caller::Service(_) => true,
-                    Caller::User(id) => self.core.peers.permissions(id).await?.administrator,
-                    Caller::Key(_) => false,
+                    Caller::User(id) => {
+                        let held = self.core.peers.permissions(id).await?;
+                        held.administrator || held.holds(SESSIONS_EXEC)
+                    }
+                    Caller::Key(k) => k.require(SESSIONS_EXEC).is_ok(),
                 };
-                if !admin {
+                if !allowed {
                     return Err(ApiError::PermissionDenied(
-                        "only administrators run commands in sessions; users run the workspace's hooks".into(),
+                        "only administrators and holders of sessions.exec run commands in sessions; users run the workspace's hooks".into(),
                     )
                     .into());
                 }

@@ -26,6 +26,7 @@ pub const SSO_MODIFY: &str = "sso.modify";
 pub const SESSIONS_VIEW: &str = "sessions.view";
 pub const SESSIONS_MODIFY: &str = "sessions.modify";
 pub const SESSIONS_DELETE: &str = "sessions.delete";
+pub const SESSIONS_EXEC: &str = "sessions.exec";
 pub const AGENTS_VIEW: &str = "agents.view";
 pub const AGENTS_MODIFY: &str = "agents.modify";
 pub const API_KEYS_MANAGE: &str = "api_keys.manage";
@@ -78,6 +79,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     (SESSIONS_VIEW, "see every session"),
     (SESSIONS_MODIFY, "stop, pause and resume anyone's sessions"),
     (SESSIONS_DELETE, "delete anyone's sessions"),
+    (
+        SESSIONS_EXEC,
+        "run commands (not privileged) in sessions it may modify (Developer API exec_command_kasm)",
+    ),
     (AGENTS_VIEW, "see agents and their capacity"),
     (AGENTS_MODIFY, "drain and configure agents"),
     (API_KEYS_MANAGE, "create, list and revoke API keys"),

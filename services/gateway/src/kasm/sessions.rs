@@ -7,7 +7,8 @@ use atrium_proto::identity::v1 as idp;
 use atrium_proto::policy::v1 as pol;
 use atrium_proto::session::v1 as sess;
 use atrium_service_kit::auth::permissions::{
-    SESSIONS_DELETE, SESSIONS_MODIFY, SESSIONS_VIEW, USERS_CREATE, USERS_VIEW, WORKSPACES_VIEW,
+    SESSIONS_DELETE, SESSIONS_EXEC, SESSIONS_MODIFY, SESSIONS_VIEW, USERS_CREATE, USERS_VIEW,
+    WORKSPACES_VIEW,
 };
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -348,11 +349,11 @@ pub async fn exec_command_kasm(c: &Call<'_>, req: ExecBody) -> Result<Value, Kas
     if user_id.is_some() {
         c.need(
             "exec_command_kasm with user_id",
-            &[SESSIONS_MODIFY, SESSIONS_VIEW],
+            &[SESSIONS_MODIFY, SESSIONS_VIEW, SESSIONS_EXEC],
         )?;
         session_of(c, &kasm_id, user_id.as_deref()).await?;
     } else {
-        c.need("exec_command_kasm", &[SESSIONS_MODIFY])?;
+        c.need("exec_command_kasm", &[SESSIONS_MODIFY, SESSIONS_EXEC])?;
     }
     let answer = c
         .state
