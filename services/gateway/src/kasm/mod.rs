@@ -12,7 +12,8 @@
 //! |---|---|
 //! | request_kasm | sessions.modify (acting for a user); users.create without user_id; users.view adds the username |
 //! | get_kasm_status, get_kasms | sessions.view |
-//! | keepalive, exec_command_kasm | sessions.modify (and sessions.view when user_id is given) |
+//! | keepalive | sessions.modify (and sessions.view when user_id is given) |
+//! | exec_command_kasm | sessions.modify and sessions.exec (and sessions.view when user_id is given) |
 //! | destroy_kasm | sessions.delete (and sessions.view when user_id is given) |
 //! | create_user / get_user(s) / update_user / delete_user | users.create / users.view / users.modify / users.delete (delete also sessions.view, and sessions.delete with force) |
 //! | logout_user | users.auth_session |
