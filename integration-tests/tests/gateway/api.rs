@@ -707,3 +707,61 @@ async fn a_watch_is_also_a_websocket_of_json_frames() {
         .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn agents_are_listed_and_drained_only_with_their_permissions() {
+    if !docker("agents_are_listed_and_drained_only_with_their_permissions") {
+        return;
+    }
+    let gw = Gateway::start().await;
+    let admin = gw.admin_program().await;
+    let agent_id = gw.sandbox.agent_id().expect("agent").to_owned();
+    let (status, listed) = admin.call(Method::GET, "/api/v1/agents", None).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let agent = listed["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .find(|a| a["agent_id"] == agent_id.as_str())
+        .cloned()
+        .expect("the sandbox's agent");
+    assert_eq!(agent["state"], "active", "{agent}");
+    assert!(
+        agent["capacity"]["cores"].as_f64().unwrap_or_default() > 0.0,
+        "{agent}"
+    );
+
+    let running = gw.sandbox.running();
+    let admin_cred = gw.sandbox.admin().expect("admin").clone();
+    let dave = user_with_settings(running, &admin_cred, "dave", &[])
+        .await
+        .expect("dave");
+    let user = gw.program(&dave.username, USER_PASSWORD).await;
+    let (status, _) = user.call(Method::GET, "/api/v1/agents", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = user
+        .call(
+            Method::POST,
+            &format!("/api/v1/agents/{agent_id}/drain"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, answer) = admin
+        .call(
+            Method::POST,
+            "/api/v1/agents/no-such-agent/drain",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    let (status, drained) = admin
+        .call(
+            Method::POST,
+            &format!("/api/v1/agents/{agent_id}/drain"),
+            Some(json!({"deadline_secs": 60})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{drained}");
+    assert_eq!(drained["state"], "draining", "{drained}");
+}

@@ -14,10 +14,11 @@ use std::time::Duration;
 use atrium_proto::session::v1 as pb;
 use atrium_proto::session::v1::session_service_server::SessionService;
 use atrium_service_kit::auth::permissions::{
-    SESSIONS_DELETE, SESSIONS_EXEC, SESSIONS_MODIFY, SESSIONS_VIEW,
+    AGENTS_MODIFY, AGENTS_VIEW, SESSIONS_DELETE, SESSIONS_EXEC, SESSIONS_MODIFY, SESSIONS_VIEW,
 };
 use atrium_service_kit::auth::{Principal, Scope, ServiceId, principal};
 use atrium_service_kit::paging::Page;
+use atrium_service_kit::validate;
 use atrium_service_kit::{ApiError, ApiResult};
 use chrono::{DateTime, Utc};
 use futures::Stream;
@@ -856,6 +857,49 @@ impl SessionService for SessionApi {
             host: row.host.clone(),
             port: u32::try_from(row.port).unwrap_or(0),
         }))
+    }
+
+    async fn list_agents(
+        &self,
+        request: Request<pb::ListAgentsRequest>,
+    ) -> Result<Response<pb::ListAgentsResponse>, Status> {
+        let caller = caller(&request)?;
+        self.require(&caller, AGENTS_VIEW).await?;
+        let zone = request.into_inner().zone;
+        let zone = validate::text("zone", &zone, 200)?;
+        let mut agents = self.core.agents().await?;
+        if !zone.is_empty() {
+            agents.retain(|a| a.zone == zone);
+        }
+        agents.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+        Ok(Response::new(pb::ListAgentsResponse { agents }))
+    }
+
+    async fn drain_agent(
+        &self,
+        request: Request<pb::DrainAgentRequest>,
+    ) -> Result<Response<atrium_proto::agent::v1::AgentStatus>, Status> {
+        let caller = caller(&request)?;
+        self.require(&caller, AGENTS_MODIFY).await?;
+        let req = request.into_inner();
+        let agent_id = validate::text("agent_id", &req.agent_id, 200)?;
+        if agent_id.is_empty() {
+            return Err(ApiError::invalid("agent_id", "is required").into());
+        }
+        let (_, status) = self.core.agent(&agent_id).await?;
+        let status = status.ok_or_else(|| ApiError::not_found(format!("agent {agent_id}")))?;
+        let mut client = self.core.peers.agent(&status.address)?;
+        let drained = client
+            .drain(atrium_proto::agent::v1::DrainRequest {
+                deadline_secs: req.deadline_secs,
+            })
+            .await
+            .map_err(|e| {
+                ApiError::Unavailable(format!("agent {agent_id} did not answer: {}", e.message()))
+            })?
+            .into_inner();
+        tracing::info!(agent = %agent_id, actor = %caller.actor(), "agent asked to drain");
+        Ok(Response::new(drained))
     }
 }
 

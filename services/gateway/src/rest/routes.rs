@@ -162,6 +162,9 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
         route!(POST "/api/v1/sessions/{session_id}/exec" => SESSION "Exec", All, "sessions", "Run a workspace hook or (administrators) a command in a session"),
         route!(GET "/api/v1/sessions/{session_id}/explain" => SESSION "ExplainSession", NoBody, "sessions", "Why a session is alive and how it ends"),
         route!(GET "/api/v1/placement" => SESSION "ExplainPlacement", NoBody, "sessions", "Where a launch would be placed, and why each agent was or was not chosen"),
+        // Agents.
+        route!(GET "/api/v1/agents" => SESSION "ListAgents", NoBody, "agents", "Agents alive by heartbeat: state, capacity, allocation, sessions (agents.view)"),
+        route!(POST "/api/v1/agents/{agent_id}/drain" => SESSION "DrainAgent", All, "agents", "Drain an agent: no new sessions, stop when empty or at the deadline (agents.modify)"),
         // Usage.
         route!(GET "/api/v1/usage/{user_id}" => USAGE "GetUsage", NoBody, "usage", "A user's usage (own, or reports.view)"),
         route!(GET "/api/v1/usage-report" => USAGE "UsageReport", NoBody, "usage", "Usage and costs by user, group, workspace or zone (reports.view)"),
