@@ -303,6 +303,20 @@ impl SessionService for Fake {
     ) -> Result<Response<SessionSecret>, Status> {
         Err(Status::permission_denied("only the gateway"))
     }
+
+    async fn list_agents(
+        &self,
+        _request: Request<atrium_proto::session::v1::ListAgentsRequest>,
+    ) -> Result<Response<atrium_proto::session::v1::ListAgentsResponse>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn drain_agent(
+        &self,
+        _request: Request<atrium_proto::session::v1::DrainAgentRequest>,
+    ) -> Result<Response<atrium_proto::agent::v1::AgentStatus>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
 }
 
 impl Fake {
