@@ -5,6 +5,7 @@
 //!   `/api/v1/openapi.json`.
 //! - `/api/public/*`: Kasm's Developer API ([`kasm`]), so Kasm integrations work unchanged.
 //! - `/session/<id>/…`: the streaming proxy to the session's container ([`proxy`]).
+//! - `/`, `/ui/…` and the app's paths: the browser UI ([`ui`]), built on `/api/v1` alone.
 //!
 //! It keeps no data: it authenticates the caller, forwards the caller's own credential to the
 //! services (which authorize it) and answers. Its own service identity reaches only what the
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod rest;
 mod serve;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -197,22 +199,10 @@ pub fn router(state: AppState) -> Router {
         .merge(kasm::router())
         .merge(proxy::router())
         .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .route("/", axum::routing::get(landing))
+        .merge(ui::router())
         .fallback(|| async { HttpError::not_found("route").into_response() })
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(state)
-}
-
-/// `/` until the browser UI is served: where the APIs are.
-async fn landing() -> axum::response::Html<&'static str> {
-    axum::response::Html(
-        "<!doctype html><html lang=en><meta charset=utf-8><title>Atrium</title>\
-         <h1>Atrium</h1><p>The gateway is up. The browser interface is not part of this build \
-         yet; the APIs are:</p><ul>\
-         <li><a href=/api/v1/openapi.json>/api/v1</a> (OpenAPI 3.1 document)</li>\
-         <li>/api/public (the Kasm-compatible Developer API)</li>\
-         <li>/session/&lt;id&gt;/ (a running session's workspace)</li></ul></html>",
-    )
 }
 
 /// The client address of a request (set per connection by the server loop).
