@@ -135,11 +135,15 @@ impl Running {
         self.login("admin", password.expose()).await
     }
 
-    /// What `role`'s health check answers for the server as a whole.
+    /// What `role`'s health check answers for the server as a whole (the gateway's is
+    /// `GET /healthz`, the others' gRPC health).
     pub async fn health(&self, role: Role) -> anyhow::Result<ServingStatus> {
         let endpoint = self
             .endpoint(role)
             .with_context(|| format!("{role} is not part of this launch"))?;
-        crate::ready::check(&self.user_dialer()?, &endpoint).await
+        match role {
+            Role::Gateway => crate::ready::http_health(self.ca_path(), &endpoint).await,
+            _ => crate::ready::check(&self.user_dialer()?, &endpoint).await,
+        }
     }
 }

@@ -23,7 +23,10 @@ pub(crate) async fn check(dialer: &Dialer, endpoint: &str) -> anyhow::Result<Ser
 }
 
 /// The gateway's `/healthz` over HTTP (or HTTPS trusting the launch's CA): SERVING on 200.
-async fn http_health(ca: &std::path::Path, endpoint: &str) -> anyhow::Result<ServingStatus> {
+pub(crate) async fn http_health(
+    ca: &std::path::Path,
+    endpoint: &str,
+) -> anyhow::Result<ServingStatus> {
     let url = url::Url::parse(endpoint).context("gateway endpoint")?;
     let host = url
         .host_str()

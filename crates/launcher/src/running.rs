@@ -120,17 +120,31 @@ impl Running {
     }
 
     /// Waits until shutdown is signalled or a role stops on its own, then stops every role.
-    /// A role that stopped first decides the result: its error, or `Ok` when it ended cleanly
-    /// (an agent after a drain). After a signalled shutdown, any role that failed or had to
-    /// be cancelled makes it an error.
+    /// A role that stopped first decides the result: its error, or `Ok` when it ended cleanly.
+    /// An agent that ends cleanly (after a drain) stops the process only when it was the last
+    /// role: beside other roles it leaves, and they go on. After a signalled shutdown, any
+    /// role that failed or had to be cancelled makes it an error.
     pub async fn wait(mut self) -> anyhow::Result<()> {
         let Some(mut tasks) = self.tasks.take() else {
             return Ok(());
         };
         let shutdown = self.parts.shutdown.clone();
-        let first = tokio::select! {
-            _ = shutdown.wait() => None,
-            exit = tasks.join_next() => exit,
+        let first = loop {
+            let exit = tokio::select! {
+                _ = shutdown.wait() => break None,
+                exit = tasks.join_next() => exit,
+            };
+            match exit {
+                Some(exit)
+                    if exit.is_finished()
+                        && exit.name == Role::Agent.name()
+                        && !tasks.is_empty()
+                        && !shutdown.is_triggered() =>
+                {
+                    tracing::info!("the agent drained and stopped; the other roles go on");
+                }
+                exit => break exit,
+            }
         };
         // A role that returned cleanly because shutdown had fired is part of the shutdown.
         let first = first.filter(|exit| !(exit.is_finished() && shutdown.is_triggered()));
@@ -251,6 +265,36 @@ mod tests {
             stopped_cleanly.load(Ordering::SeqCst),
             "identity was not stopped in order"
         );
+    }
+
+    #[tokio::test]
+    async fn a_drained_agent_leaves_and_the_other_roles_go_on() {
+        let shutdown = Shutdown::new();
+        let mut tasks = TaskSet::with_signal(shutdown.clone());
+        let signal = shutdown.clone();
+        tasks.spawn("identity", async move {
+            signal.wait().await;
+            anyhow::Ok(())
+        });
+        tasks.spawn("agent", async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            anyhow::Ok(())
+        });
+        let waiting = tokio::spawn(running_with(tasks, shutdown.clone()).wait());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!waiting.is_finished(), "the agent's drain ended the launch");
+        assert!(!shutdown.is_triggered());
+        shutdown.trigger();
+        waiting.await.unwrap().expect("a clean stop");
+
+        // Alone, a drained agent ends the process (a node's agent after its drain).
+        let shutdown = Shutdown::new();
+        let mut tasks = TaskSet::with_signal(shutdown.clone());
+        tasks.spawn("agent", async { anyhow::Ok(()) });
+        tokio::time::timeout(Duration::from_secs(5), running_with(tasks, shutdown).wait())
+            .await
+            .expect("the launch ended")
+            .expect("cleanly");
     }
 
     #[tokio::test]

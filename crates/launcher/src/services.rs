@@ -170,7 +170,8 @@ pub(crate) fn agent(wiring: &Wiring<'_>, listeners: Listeners) -> anyhow::Result
     );
     let agent =
         Agent::with_parts(config, runtime, wiring.heartbeats()?).context("start the agent")?;
-    let shutdown = wiring.shutdown.clone();
+    // Its own signal: a drained agent stops itself, and the roles beside it go on.
+    let shutdown = wiring.shutdown.child();
     Ok(Box::pin(agent.serve(
         listeners.grpc,
         listeners.metrics,

@@ -41,7 +41,8 @@ async fn every_role_starts_wired_healthy_and_stops_together() {
             Role::Policy,
             Role::BillingUsage,
             Role::SessionManager,
-            Role::Agent
+            Role::Agent,
+            Role::Gateway
         ]
     );
     let running = Launcher::start(config(dir.path()), &roles).await.unwrap();
@@ -51,6 +52,7 @@ async fn every_role_starts_wired_healthy_and_stops_together() {
         Role::Policy,
         Role::BillingUsage,
         Role::SessionManager,
+        Role::Gateway,
     ] {
         assert_eq!(
             running.health(role).await.unwrap(),
@@ -70,6 +72,14 @@ async fn every_role_starts_wired_healthy_and_stops_together() {
         Some(format!(
             "https://{}",
             running.bound(Role::BillingUsage).unwrap().addr
+        ))
+    );
+    // The browser entrance on loopback is plain HTTP (localhost is a secure context).
+    assert_eq!(
+        running.endpoint(Role::Gateway),
+        Some(format!(
+            "http://{}",
+            running.bound(Role::Gateway).unwrap().addr
         ))
     );
     let admin = running
@@ -254,7 +264,11 @@ async fn a_taken_port_fails_start_up_naming_the_role() {
 async fn roles_that_cannot_run_are_refused_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     for (roles, expected) in [
-        (vec![Role::Gateway], "gateway is not built yet"),
+        (vec![Role::Gateway], "gateway needs identity"),
+        (
+            vec![Role::Identity, Role::Policy, Role::Gateway],
+            "gateway needs session-manager",
+        ),
         (vec![Role::BillingUsage], "billing-usage needs identity"),
         (
             vec![Role::Identity, Role::BillingUsage],

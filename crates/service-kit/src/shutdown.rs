@@ -25,6 +25,21 @@ impl Shutdown {
         self.tx.send_replace(true);
     }
 
+    /// A signal that fires when this one does, and can also fire on its own without firing
+    /// this one: for a part that may stop by itself (an agent after a drain) while the rest
+    /// of the process goes on. Spawns a task that lives until this signal fires.
+    pub fn child(&self) -> Shutdown {
+        let child = Shutdown::new();
+        let (parent, forward) = (self.clone(), child.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = parent.wait() => forward.trigger(),
+                _ = forward.wait() => {}
+            }
+        });
+        child
+    }
+
     pub fn is_triggered(&self) -> bool {
         *self.tx.borrow()
     }
@@ -69,5 +84,29 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Shutdown;
+
+    #[tokio::test]
+    async fn a_child_follows_its_parent_but_not_the_other_way() {
+        let parent = Shutdown::new();
+        let child = parent.child();
+        child.trigger();
+        tokio::time::timeout(Duration::from_secs(1), child.wait())
+            .await
+            .expect("the child fired");
+        assert!(!parent.is_triggered(), "the child fired its parent");
+
+        let other = parent.child();
+        parent.trigger();
+        tokio::time::timeout(Duration::from_secs(1), other.wait())
+            .await
+            .expect("the parent's signal reached its child");
     }
 }
