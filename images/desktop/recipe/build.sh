@@ -123,10 +123,12 @@ in_root() { chroot "$rootfs" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FR
 
 step "apt-get update and upgrade (security updates)"
 in_root apt-get update -qq
-in_root apt-get -y -qq -o Dpkg::Use-Pty=0 upgrade | grep -E '^(Inst|Setting up)' || true
+in_root apt-get -y -qq -o Dpkg::Use-Pty=0 upgrade >"$work/upgrade.log" 2>&1 ||
+  { tail -30 "$work/upgrade.log" >&2; die "apt-get upgrade failed"; }
+grep -c "^Setting up" "$work/upgrade.log" | sed "s/^/packages upgraded: /"
 
 step "installing ${packages[*]}"
-in_root apt-get install -y -qq -o Dpkg::Use-Pty=0 "${packages[@]}" >"$work/apt.log" ||
+in_root apt-get install -y -qq -o Dpkg::Use-Pty=0 "${packages[@]}" >"$work/apt.log" 2>&1 ||
   { tail -30 "$work/apt.log" >&2; die "apt-get install failed"; }
 grep -c '^Setting up' "$work/apt.log" | sed 's/^/packages set up: /'
 
