@@ -11,5 +11,5 @@
 mod builder;
 pub mod recipe;
 
-pub use builder::{BuildError, BuildOptions, BuiltImage, build_image};
-pub use recipe::{DEFAULT_TAG, RECIPE_LABEL, Recipe};
+pub use builder::{BuildError, BuildOptions, BuiltImage, DEFAULT_CACHE_DIR, build_image};
+pub use recipe::{DEFAULT_TAG, DESKTOP_LABEL, RECIPE_LABEL, Recipe};
