@@ -468,5 +468,50 @@ async fn websockets_echo_large_frames_close_both_ways_and_end_with_the_session()
         "took {:?}",
         deleted_at.elapsed()
     );
+
+    // A user whose idle_disconnect is 0.03 minutes (1.8 s): their socket with no traffic either
+    // way is closed soon after; another user's (the default 20 minutes) stays open meanwhile.
+    let idler = stack.user("ws-idler", &[("idle_disconnect", "0.03")]).await;
+    let idle_id = stack.running_session(&idler).await;
+    let other = stack.user("ws-awake", &[]).await;
+    let other_id = stack.running_session(&other).await;
+    let (mut idle_socket, _) = stack
+        .websocket(&idler.credential, &idle_id, "/ws/echo")
+        .await
+        .expect("open");
+    let (mut awake_socket, _) = stack
+        .websocket(&other.credential, &other_id, "/ws/echo")
+        .await
+        .expect("open");
+    idle_socket.send(Message::text("hi")).await.expect("send");
+    assert_eq!(
+        idle_socket.next().await.expect("reply").expect("ok"),
+        Message::text("hi")
+    );
+    let quiet_from = Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(8), async {
+        loop {
+            match idle_socket.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "an idle socket outlived idle_disconnect");
+    assert!(
+        quiet_from.elapsed() >= Duration::from_millis(1500),
+        "closed after {:?}, before idle_disconnect",
+        quiet_from.elapsed()
+    );
+    awake_socket
+        .send(Message::text("still awake"))
+        .await
+        .expect("send");
+    assert_eq!(
+        awake_socket.next().await.expect("reply").expect("ok"),
+        Message::text("still awake"),
+        "a socket without a short idle_disconnect was closed"
+    );
     stack.sandbox.stop().await.expect("clean stop");
 }

@@ -32,6 +32,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::Code;
 use uuid::Uuid;
 
+use atrium_proto::policy::v1::setting_value::Kind;
+
 use crate::backends::Backends;
 use crate::proxy::rewrite;
 
@@ -62,8 +64,8 @@ pub struct Upstream {
     /// Fires when the session stops running (or the upstream is forgotten): every proxied
     /// connection of the session ends.
     pub ended: CancellationToken,
-    /// Credential fingerprint → trusted until.
-    grants: Mutex<HashMap<[u8; 32], Instant>>,
+    /// Credential fingerprint → trusted until, and that caller's own idle limit.
+    grants: Mutex<HashMap<[u8; 32], Grant>>,
     /// The watch stream is live: a change of state would have reached us.
     watched: AtomicBool,
     /// Milliseconds since `Access::epoch` of the last request.
@@ -71,24 +73,40 @@ pub struct Upstream {
     open: AtomicUsize,
 }
 
+/// A caller's right to a session, as remembered.
+#[derive(Debug, Clone, Copy)]
+struct Grant {
+    until: Instant,
+    /// The caller's effective `idle_disconnect`, when they have one.
+    idle: Option<Duration>,
+}
+
 impl Upstream {
-    fn granted(&self, fingerprint: &[u8; 32], now: Instant) -> bool {
-        self.watched.load(Ordering::Acquire)
-            && !self.ended.is_cancelled()
-            && self
-                .grants
-                .lock()
-                .ok()
-                .and_then(|g| g.get(fingerprint).copied())
-                .is_some_and(|until| until > now)
+    /// The caller's idle limit (`Some(None)`: none of their own) while their grant is fresh.
+    fn granted(&self, fingerprint: &[u8; 32], now: Instant) -> Option<Option<Duration>> {
+        if !self.watched.load(Ordering::Acquire) || self.ended.is_cancelled() {
+            return None;
+        }
+        self.grants
+            .lock()
+            .ok()
+            .and_then(|g| g.get(fingerprint).copied())
+            .filter(|grant| grant.until > now)
+            .map(|grant| grant.idle)
     }
 
-    fn grant(&self, fingerprint: [u8; 32], now: Instant) {
+    fn grant(&self, fingerprint: [u8; 32], now: Instant, idle: Option<Duration>) {
         if let Ok(mut grants) = self.grants.lock() {
             if grants.len() >= 64 {
-                grants.retain(|_, until| *until > now);
+                grants.retain(|_, grant| grant.until > now);
             }
-            grants.insert(fingerprint, now + GRANT_TTL);
+            grants.insert(
+                fingerprint,
+                Grant {
+                    until: now + GRANT_TTL,
+                    idle,
+                },
+            );
         }
     }
 
@@ -197,41 +215,71 @@ impl Access {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// The session's upstream, if `credential` may reach it: from memory when a fresh grant is
-    /// there, else from the session-manager.
+    /// The session's upstream, if `credential` may reach it, and the caller's own idle limit
+    /// (their effective `idle_disconnect`, if they have one): from memory when a fresh grant is
+    /// there, else from the session-manager and policy.
     pub async fn upstream(
         self: &Arc<Self>,
         id: Uuid,
         credential: &Credential,
-    ) -> Result<Arc<Upstream>, HttpError> {
+    ) -> Result<(Arc<Upstream>, Option<Duration>), HttpError> {
         let fingerprint = fingerprint(credential);
         let now = Instant::now();
         let known = self.upstreams.lock().ok().and_then(|m| m.get(&id).cloned());
         if let Some(upstream) = &known
-            && upstream.granted(&fingerprint, now)
+            && let Some(idle) = upstream.granted(&fingerprint, now)
         {
             upstream.last_used.store(self.now_ms(), Ordering::Relaxed);
-            return Ok(upstream.clone());
+            return Ok((upstream.clone(), idle));
         }
         // Asked with the caller's credential: the session-manager decides who sees it.
-        let session = self
-            .backends
-            .session(credential)?
-            .get_session(pb::GetSessionRequest {
+        let mut sessions = self.backends.session(credential)?;
+        let (session, idle) = tokio::join!(
+            sessions.get_session(pb::GetSessionRequest {
                 session_id: id.to_string(),
-            })
-            .await
-            .map_err(refusal)?
-            .into_inner();
+            }),
+            self.idle_disconnect(credential),
+        );
+        let session = session.map_err(refusal)?.into_inner();
         check_state(&session)?;
         let port = u16::try_from(session.port).unwrap_or(0);
         let upstream = match known {
             Some(u) if !u.ended.is_cancelled() && u.host == session.host && u.port == port => u,
             _ => self.connect(id).await?,
         };
-        upstream.grant(fingerprint, now);
+        upstream.grant(fingerprint, now, idle);
         upstream.last_used.store(self.now_ms(), Ordering::Relaxed);
-        Ok(upstream)
+        Ok((upstream, idle))
+    }
+
+    /// The caller's effective `idle_disconnect` (minutes; 0 or unset: none), asked of policy
+    /// with their own credential. Not knowing it is no reason to refuse the session: the
+    /// gateway's own idle timeout still applies.
+    async fn idle_disconnect(&self, credential: &Credential) -> Option<Duration> {
+        let mut policy = self.backends.policy(credential).ok()?;
+        let effective = match policy
+            .resolve_effective_policy(atrium_proto::policy::v1::ResolveEffectivePolicyRequest {
+                user_id: String::new(),
+            })
+            .await
+        {
+            Ok(answer) => answer.into_inner(),
+            Err(status) => {
+                tracing::debug!(%status, "proxy: the caller's idle_disconnect is unknown");
+                return None;
+            }
+        };
+        let minutes = effective
+            .settings
+            .iter()
+            .find(|s| s.name == "idle_disconnect")
+            .and_then(|s| s.value.as_ref())
+            .and_then(|v| match v.kind {
+                Some(Kind::FloatValue(f)) => Some(f),
+                Some(Kind::IntValue(i)) => Some(i as f64),
+                _ => None,
+            })?;
+        idle_limit(minutes)
     }
 
     /// Reads the session's secret and address under the gateway's identity, and starts watching
@@ -323,6 +371,13 @@ impl Access {
     }
 }
 
+/// `idle_disconnect` minutes as a limit: none for 0 (or nonsense).
+pub fn idle_limit(minutes: f64) -> Option<Duration> {
+    (minutes.is_finite() && minutes > 0.0)
+        .then(|| Duration::try_from_secs_f64(minutes * 60.0).ok())
+        .flatten()
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -405,6 +460,17 @@ fn end(access: &Weak<Access>, upstream: &Arc<Upstream>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idle_disconnect_minutes_become_a_limit_and_zero_means_none() {
+        assert_eq!(idle_limit(20.0), Some(Duration::from_secs(1200)));
+        assert_eq!(idle_limit(0.5), Some(Duration::from_secs(30)));
+        assert_eq!(idle_limit(0.0), None);
+        assert_eq!(idle_limit(-1.0), None);
+        assert_eq!(idle_limit(f64::NAN), None);
+        assert_eq!(idle_limit(f64::INFINITY), None);
+        assert_eq!(idle_limit(1e300), None);
+    }
 
     fn session(desired: DesiredState, observed: ObservedState) -> pb::Session {
         pb::Session {

@@ -143,7 +143,9 @@ async fn serve(state: &AppState, request: Request) -> Result<Response, HttpError
         ));
     }
     state.authenticator.authenticate(&credential).await?;
-    let upstream = ready.access.upstream(id, &credential).await?;
+    let (upstream, own_idle) = ready.access.upstream(id, &credential).await?;
+    // The gateway's limit, or the caller's idle_disconnect when that is shorter.
+    let idle_timeout = own_idle.map_or(proxy.idle_timeout, |own| own.min(proxy.idle_timeout));
     let forwarded = Forwarded {
         client_ip: parts.extensions.get::<ClientAddr>().map(|a| a.0.ip()),
         proto: if state.secure_cookies {
@@ -170,7 +172,7 @@ async fn serve(state: &AppState, request: Request) -> Result<Response, HttpError
             &parts,
             &upstream_path,
             &forwarded,
-            proxy.idle_timeout,
+            idle_timeout,
         )
         .await);
     }
@@ -180,7 +182,7 @@ async fn serve(state: &AppState, request: Request) -> Result<Response, HttpError
         body,
         &upstream_path,
         &forwarded,
-        proxy.idle_timeout,
+        idle_timeout,
     )
     .await)
 }
