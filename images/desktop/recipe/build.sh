@@ -147,6 +147,7 @@ in_root groupadd --gid 1000 kasm-user
 in_root useradd --uid 1000 --gid 1000 --create-home --home-dir /home/kasm-user \
   --shell /bin/bash kasm-user
 install -m 0755 "$here/startup.sh" "$rootfs/usr/local/bin/atrium-desktop"
+install -D -m 0644 "$here/websockify_auth.py" "$rootfs/usr/local/lib/atrium/atrium_websockify_auth.py"
 browser_item=
 ((with_browser == 0)) || browser_item='<Program label="Web browser">firefox-esr</Program>'
 sed "s|<!-- browser -->|$browser_item|" "$here/jwmrc" >"$rootfs/etc/jwm/system.jwmrc"

@@ -7,6 +7,7 @@
 #   jwm         the window manager; its StartupCommand opens the terminal once it manages the screen
 #   websockify  HTTPS on $ATRIUM_WORKSPACE_PORT (6901) with a self-signed certificate made now;
 #               noVNC's page and the WebSocket (/websockify) both need basic auth kasm_user:$VNC_PW
+#               (checked by /usr/local/lib/atrium/atrium_websockify_auth.py)
 #
 # If any of the three ends, the others are stopped and the container exits; SIGTERM stops all.
 set -euo pipefail
@@ -55,8 +56,10 @@ done
 jwm >"$run/jwm.log" 2>&1 &
 pids+=($!)
 
-websockify --web /usr/share/novnc --cert "$run/cert.pem" --key "$run/key.pem" --ssl-only \
-  --web-auth --auth-plugin BasicHTTPAuth --auth-source "kasm_user:$VNC_PW" \
+# The password reaches the auth plugin through the environment, not the command line.
+PYTHONPATH=/usr/local/lib/atrium websockify --web /usr/share/novnc \
+  --cert "$run/cert.pem" --key "$run/key.pem" --ssl-only \
+  --web-auth --auth-plugin atrium_websockify_auth.KasmBasicAuth --auth-source kasm_user \
   "$port" "localhost:$rfb_port" &
 pids+=($!)
 log "display $display ($resolution), https on $port"

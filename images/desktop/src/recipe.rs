@@ -20,6 +20,11 @@ pub const FILES: &[(&str, &str, u32)] = &[
     ("jwmrc", include_str!("../recipe/jwmrc"), 0o644),
     ("xterm.ad", include_str!("../recipe/xterm.ad"), 0o644),
     ("index.html", include_str!("../recipe/index.html"), 0o644),
+    (
+        "websockify_auth.py",
+        include_str!("../recipe/websockify_auth.py"),
+        0o644,
+    ),
 ];
 
 /// What one build is made of: the files and the choices that change what comes out.

@@ -36,13 +36,7 @@ pub async fn send(
     auth: Option<(&str, &str)>,
     body: impl Into<Bytes>,
 ) -> anyhow::Result<Reply> {
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("connect to {addr}"))?;
-    let tls = TlsConnector::from(client_config()?)
-        .connect(ServerName::try_from("localhost")?, tcp)
-        .await
-        .context("tls handshake")?;
+    let tls = connect_tls(addr).await?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
         .context("http handshake")?;
@@ -67,6 +61,20 @@ pub async fn send(
         headers,
         body: String::from_utf8_lossy(&bytes).into_owned(),
     })
+}
+
+/// A TLS connection to a workspace, accepting its self-signed certificate (the handshake's
+/// signatures are still checked): for HTTP as [`send`] does, or a WebSocket client on top.
+pub async fn connect_tls(
+    addr: SocketAddr,
+) -> anyhow::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connect to {addr}"))?;
+    TlsConnector::from(client_config()?)
+        .connect(ServerName::try_from("localhost")?, tcp)
+        .await
+        .context("tls handshake")
 }
 
 /// `GET path`.
