@@ -67,7 +67,7 @@ async fn another_user_gets_404_on_a_session_url_in_the_browser() {
         return;
     }
     let gw = Gateway::start().await;
-    let workspace = demo(&gw).await;
+    let (workspace, _) = demo(&gw).await;
     let alice = user(&gw, "alice", &[]).await;
     let bob = user(&gw, "bob", &[]).await;
 

@@ -17,16 +17,18 @@ pub async fn user(gw: &Gateway, name: &str, settings: &[(&str, &str)]) -> TestUs
         .expect("create the user")
 }
 
-/// The demo workspace (built once per checkout), assigned to All Users; its id.
-pub async fn demo(gw: &Gateway) -> String {
+/// The demo workspace (built once per checkout), assigned to All Users: its id and its name
+/// (the image, which the dashboard's cards carry in `data-workspace`).
+pub async fn demo(gw: &Gateway) -> (String, String) {
     let admin = gw.sandbox.admin().expect("admin").clone();
     let image = tokio::task::spawn_blocking(demo_image)
         .await
         .expect("join")
         .expect("demo image");
-    demo_workspace(gw.sandbox.running(), &admin, &image, 0.25, 128)
+    let id = demo_workspace(gw.sandbox.running(), &admin, &image, 0.25, 128)
         .await
-        .expect("workspace")
+        .expect("workspace");
+    (id, image)
 }
 
 /// Requests a session of `workspace` from the page (cookie and CSRF header) and waits until

@@ -11,5 +11,7 @@ mod stack;
 
 mod api;
 mod common;
-#[allow(dead_code)] // waits and screenshots for the UI scenarios, which come next
 mod driver;
+mod flows;
+mod totp;
+mod ui;

@@ -1,0 +1,200 @@
+//! Steps a person takes in the UI, shared by the scenarios, the screenshots and the benchmark:
+//! signing in through the form, launching a workspace from its card and timing it, working in
+//! the session frame, the control panel.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::driver::Chrome;
+
+/// How long a UI step may take before the scenario fails (containers start in a few seconds
+/// here; a loaded 2-core machine needs more).
+pub const STEP: Duration = Duration::from_secs(30);
+pub const LAUNCH: Duration = Duration::from_secs(120);
+
+/// Opens `/login`, types the username and password and presses *Sign in*.
+pub async fn sign_in(chrome: &Chrome, username: &str, password: &str) {
+    chrome.goto("/login").await;
+    chrome
+        .wait_for("#login-username", STEP)
+        .await
+        .send_keys(username)
+        .await
+        .expect("type the username");
+    chrome
+        .wait_for("#login-password", STEP)
+        .await
+        .send_keys(password)
+        .await
+        .expect("type the password");
+    chrome
+        .wait_for("#login-submit", STEP)
+        .await
+        .click()
+        .await
+        .expect("press sign in");
+}
+
+/// Signs in and waits for the dashboard's list of workspaces.
+pub async fn sign_in_to_dashboard(chrome: &Chrome, username: &str, password: &str) {
+    sign_in(chrome, username, password).await;
+    chrome.wait_for("#workspace-list", STEP).await;
+}
+
+/// The launch button of the workspace whose name (image) is `name`.
+pub fn launch_button(name: &str) -> String {
+    format!("[data-workspace=\"{name}\"] [data-action=launch]")
+}
+
+/// What one launch from the dashboard measured.
+pub struct Launch {
+    pub session_id: String,
+    /// From the click on the card's *Launch* to the workspace's own page shown in the session
+    /// frame, measured by the page's clock.
+    pub ui: Duration,
+    /// The session-manager's `created_at` → `started_at` for the same session.
+    pub service: Duration,
+}
+
+/// Clicks *Launch* on the workspace card `name` and waits until the session frame shows a page
+/// whose text contains `expect` (the page's own clock times it, every 10 ms).
+pub async fn launch_from_dashboard(chrome: &Chrome, name: &str, expect: &str) -> Launch {
+    let button = chrome.wait_for(&launch_button(name), STEP).await;
+    chrome.js(ARM_LAUNCH_TIMER, vec![json!(expect)]).await;
+    button.click().await.expect("press launch");
+    let done = chrome
+        .wait_until(
+            "the workspace's page in the session frame",
+            "return window.__atriumLaunch || null",
+            LAUNCH,
+        )
+        .await;
+    let ui = Duration::from_secs_f64(done["ms"].as_f64().unwrap_or(0.0) / 1000.0);
+    let path = done["path"].as_str().unwrap_or_default();
+    let session_id = path
+        .strip_prefix("/connect/")
+        .unwrap_or_else(|| panic!("the session view is at /connect/<id>, not {path}"))
+        .to_owned();
+    let (_, session) = chrome
+        .fetch(
+            "GET",
+            &format!("/api/v1/sessions/{session_id}"),
+            None,
+            false,
+        )
+        .await;
+    Launch {
+        session_id,
+        ui,
+        service: span(&session, "created_at", "started_at"),
+    }
+}
+
+/// The time between two RFC 3339 timestamps of a session.
+pub fn span(session: &Value, from: &str, to: &str) -> Duration {
+    let at = |field: &str| {
+        session[field]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .unwrap_or_else(|| panic!("session {field} is not a time: {session}"))
+    };
+    (at(to) - at(from)).to_std().unwrap_or_default()
+}
+
+/// Waits until the session frame's document contains `text`.
+pub async fn frame_shows(chrome: &Chrome, text: &str, timeout: Duration) {
+    chrome
+        .js("window.__atriumExpect = arguments[0];", vec![json!(text)])
+        .await;
+    chrome
+        .wait_until(
+            &format!("the session frame showing {text:?}"),
+            FRAME_HAS_TEXT,
+            timeout,
+        )
+        .await;
+}
+
+/// Switches WebDriver into the session frame ([`leave_frame`] comes back).
+pub async fn in_frame(chrome: &Chrome) {
+    let frame = chrome.wait_for("#session-frame", STEP).await;
+    frame.enter_frame().await.expect("enter the session frame");
+}
+
+pub async fn leave_frame(chrome: &Chrome) {
+    chrome
+        .client
+        .enter_parent_frame()
+        .await
+        .expect("leave the session frame");
+}
+
+/// Opens the control panel (if closed) and presses `button` in it.
+pub async fn panel(chrome: &Chrome, button: &str) {
+    let open = chrome
+        .js(
+            "const b = document.getElementById('control-panel-body'); return !!b && !b.hidden;",
+            vec![],
+        )
+        .await;
+    if open != Value::Bool(true) {
+        chrome
+            .wait_for("#panel-toggle", STEP)
+            .await
+            .click()
+            .await
+            .expect("open the control panel");
+    }
+    chrome
+        .wait_for(button, STEP)
+        .await
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("press {button}: {e}"));
+}
+
+/// Clicks the element `css` once it shows.
+pub async fn click(chrome: &Chrome, css: &str) {
+    chrome
+        .wait_for(css, STEP)
+        .await
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("press {css}: {e}"));
+}
+
+/// The text of the element `css` once it shows.
+pub async fn text_of(chrome: &Chrome, css: &str) -> String {
+    chrome
+        .wait_for(css, STEP)
+        .await
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("read {css}: {e}"))
+}
+
+const FRAME_HAS_TEXT: &str = r#"
+const f = document.getElementById('session-frame');
+let d = null;
+try { d = f && f.contentDocument; } catch (e) { return false; }
+return !!(d && d.body && d.body.innerText.includes(window.__atriumExpect));
+"#;
+
+/// Polls every 10 ms from now for the session frame to show `arguments[0]`, then records the
+/// elapsed time and the app's path in `window.__atriumLaunch` (the app routes with history,
+/// so the page's globals live on across its pages).
+const ARM_LAUNCH_TIMER: &str = r#"
+const expect = arguments[0];
+window.__atriumLaunch = null;
+const t0 = performance.now();
+const timer = setInterval(() => {
+  const f = document.getElementById('session-frame');
+  let d = null;
+  try { d = f && f.contentDocument; } catch (e) { d = null; }
+  if (d && d.body && d.body.innerText.includes(expect)) {
+    clearInterval(timer);
+    window.__atriumLaunch = { ms: performance.now() - t0, path: location.pathname };
+  }
+}, 10);
+"#;
