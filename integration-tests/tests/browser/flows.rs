@@ -57,15 +57,36 @@ pub struct Launch {
     pub service: Duration,
 }
 
-/// Clicks *Launch* on the workspace card `name` and waits until the session frame shows a page
-/// whose text contains `expect` (the page's own clock times it, every 10 ms).
-pub async fn launch_from_dashboard(chrome: &Chrome, name: &str, expect: &str) -> Launch {
+/// What says that a session's page is up in the session frame.
+#[derive(Debug, Clone, Copy)]
+pub enum Ready<'a> {
+    /// The frame's text contains this (the demo workspace's own page).
+    Text(&'a str),
+    /// noVNC in the frame has connected to the desktop through the proxy's WebSocket.
+    NoVncConnected,
+}
+
+impl Ready<'_> {
+    fn js(self) -> (&'static str, String) {
+        match self {
+            Ready::Text(text) => ("text", text.to_owned()),
+            Ready::NoVncConnected => ("novnc", String::new()),
+        }
+    }
+}
+
+/// Clicks *Launch* on the workspace card `name` and waits until the session frame is `ready`
+/// (the page's own clock times it, polling every 10 ms).
+pub async fn launch_from_dashboard(chrome: &Chrome, name: &str, ready: Ready<'_>) -> Launch {
     let button = chrome.wait_for(&launch_button(name), STEP).await;
-    chrome.js(ARM_LAUNCH_TIMER, vec![json!(expect)]).await;
+    let (mode, text) = ready.js();
+    chrome
+        .js(ARM_LAUNCH_TIMER, vec![json!(mode), json!(text)])
+        .await;
     button.click().await.expect("press launch");
     let done = chrome
         .wait_until(
-            "the workspace's page in the session frame",
+            &format!("the session frame {ready:?}"),
             "return window.__atriumLaunch || null",
             LAUNCH,
         )
@@ -181,18 +202,23 @@ try { d = f && f.contentDocument; } catch (e) { return false; }
 return !!(d && d.body && d.body.innerText.includes(window.__atriumExpect));
 "#;
 
-/// Polls every 10 ms from now for the session frame to show `arguments[0]`, then records the
-/// elapsed time and the app's path in `window.__atriumLaunch` (the app routes with history,
-/// so the page's globals live on across its pages).
+/// Polls every 10 ms from now for the session frame to be ready (`arguments[0]`: "text" with
+/// the text in `arguments[1]`, or "novnc"), then records the elapsed time and the app's path in
+/// `window.__atriumLaunch` (the app routes with history, so the page's globals live on across
+/// its pages).
 const ARM_LAUNCH_TIMER: &str = r#"
-const expect = arguments[0];
+const [mode, expect] = arguments;
 window.__atriumLaunch = null;
 const t0 = performance.now();
 const timer = setInterval(() => {
   const f = document.getElementById('session-frame');
   let d = null;
   try { d = f && f.contentDocument; } catch (e) { d = null; }
-  if (d && d.body && d.body.innerText.includes(expect)) {
+  if (!d || !d.body) return;
+  const ready = mode === 'novnc'
+    ? d.documentElement.classList.contains('noVNC_connected')
+    : d.body.innerText.includes(expect);
+  if (ready) {
     clearInterval(timer);
     window.__atriumLaunch = { ms: performance.now() - t0, path: location.pathname };
   }

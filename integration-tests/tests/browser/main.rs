@@ -11,6 +11,7 @@ mod stack;
 
 mod api;
 mod common;
+mod desktop;
 mod driver;
 mod flows;
 mod totp;

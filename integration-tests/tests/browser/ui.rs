@@ -7,13 +7,13 @@ use atrium_integration_tests::USER_PASSWORD;
 use crate::common::{demo, user, wait_state};
 use crate::driver::{Chrome, browser_enabled};
 use crate::flows::{
-    LAUNCH, STEP, click, frame_shows, in_frame, launch_from_dashboard, leave_frame, panel, sign_in,
-    sign_in_to_dashboard, text_of,
+    LAUNCH, Ready, STEP, click, frame_shows, in_frame, launch_from_dashboard, leave_frame, panel,
+    sign_in, sign_in_to_dashboard, text_of,
 };
 use crate::stack::Gateway;
 use crate::totp;
 
-const DEMO_TITLE: &str = "Atrium demo workspace";
+pub const DEMO_TITLE: &str = "Atrium demo workspace";
 
 #[tokio::test]
 async fn sign_in_launch_write_a_note_stop_resume_and_find_it_then_delete() {
@@ -30,7 +30,7 @@ async fn sign_in_launch_write_a_note_stop_resume_and_find_it_then_delete() {
 
     let chrome = Chrome::start(&programs, &gw.url).await;
     sign_in_to_dashboard(&chrome, &alice.username, USER_PASSWORD).await;
-    let launch = launch_from_dashboard(&chrome, &name, DEMO_TITLE).await;
+    let launch = launch_from_dashboard(&chrome, &name, Ready::Text(DEMO_TITLE)).await;
     let id = launch.session_id.clone();
     eprintln!(
         "launch: UI {:?}, session-manager {:?}",

@@ -1,0 +1,94 @@
+//! The real desktop in the browser: launched from its card in the UI, noVNC in the session
+//! frame reaches "connected" over the gateway's proxy (the page, then the WebSocket).
+//!
+//! The image comes from `atrium image build-desktop` (debootstrap the first time, a few minutes;
+//! afterwards found by its recipe hash at once).
+
+use std::process::Command;
+
+use atrium_integration_tests::{USER_PASSWORD, cargo_binary, demo_workspace};
+
+use crate::common::{user, wait_state};
+use crate::driver::{Chrome, browser_enabled};
+use crate::flows::{LAUNCH, Ready, launch_from_dashboard, sign_in_to_dashboard};
+use crate::stack::Gateway;
+
+/// The desktop image's tag, built or found by `atrium image build-desktop`.
+pub fn desktop_image() -> String {
+    let atrium = cargo_binary("atrium-cli", "atrium").expect("the atrium binary");
+    let tag = "atrium/workspace-desktop:latest";
+    let out = Command::new(atrium)
+        .args(["image", "build-desktop", "--tag", tag])
+        .output()
+        .expect("run atrium image build-desktop");
+    assert!(
+        out.status.success(),
+        "atrium image build-desktop failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tag.to_owned()
+}
+
+/// The desktop workspace, assigned to All Users: its id and name.
+pub async fn desktop(gw: &Gateway) -> (String, String) {
+    let image = tokio::task::spawn_blocking(desktop_image)
+        .await
+        .expect("join");
+    let admin = gw.sandbox.admin().expect("admin").clone();
+    let id = demo_workspace(gw.sandbox.running(), &admin, &image, 1.0, 2048)
+        .await
+        .expect("desktop workspace");
+    (id, image)
+}
+
+#[tokio::test]
+async fn the_desktop_launched_from_the_ui_connects_novnc_through_the_proxy() {
+    let test = "the_desktop_launched_from_the_ui_connects_novnc_through_the_proxy";
+    let Some(programs) = browser_enabled(test) else {
+        return;
+    };
+    if !atrium_integration_tests::docker_enabled(test) {
+        return;
+    }
+    let gw = Gateway::start().await;
+    let (_, name) = desktop(&gw).await;
+    let dave = user(&gw, "dave", &[]).await;
+    let chrome = Chrome::start(&programs, &gw.url).await;
+    sign_in_to_dashboard(&chrome, &dave.username, USER_PASSWORD).await;
+    let launch = launch_from_dashboard(&chrome, &name, Ready::NoVncConnected).await;
+    eprintln!(
+        "desktop: noVNC connected {:?} after the click; the session-manager's request→running {:?}",
+        launch.ui, launch.service
+    );
+    // The status line says so too, in noVNC's words.
+    let status = chrome
+        .wait_until(
+            "noVNC's status",
+            "const d = document.getElementById('session-frame').contentDocument; \
+             const s = d && d.getElementById('noVNC_status'); return s ? s.textContent : null;",
+            LAUNCH,
+        )
+        .await;
+    assert!(
+        status.as_str().unwrap_or_default().starts_with("Connected"),
+        "{status}"
+    );
+    let (status, body) = chrome
+        .fetch(
+            "DELETE",
+            &format!("/api/v1/sessions/{}", launch.session_id),
+            None,
+            true,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    wait_state(
+        &chrome,
+        &launch.session_id,
+        "OBSERVED_STATE_DELETED",
+        LAUNCH,
+    )
+    .await;
+    chrome.close().await;
+}
