@@ -126,6 +126,8 @@ function scheduleRefresh() {
 
 // Renews the tokens from the refresh cookie; one renewal at a time. Resolves true on success.
 export function refresh() {
+  // No CSRF cookie: no login was ever made in this browser, nothing to renew.
+  if (!csrfToken()) return Promise.resolve(false);
   if (!refreshing) {
     refreshing = (async () => {
       try {

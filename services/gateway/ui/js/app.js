@@ -54,6 +54,7 @@ import { registerGo } from './pages/go.js';
 
 // Filled by loadUser(). Pages read it through ctx.user.
 export const user = {
+  checkedAt: 0,      // when loadUser last asked
   me: null,          // GET /api/v1/me: {user_id, username, scope, is_admin, permissions}
   settings: null,    // GET /api/v1/me/settings (seeds/002 user settings)
   policy: new Map(), // GET /api/v1/me/policy: setting name -> value (undefined = not set)
@@ -86,6 +87,7 @@ function settingValue(value) {
 
 // Loads (or reloads) the user. Resolves false when nobody is signed in.
 export async function loadUser() {
+  user.checkedAt = Date.now();
   let me;
   try {
     me = await api.get('/me');
@@ -103,6 +105,7 @@ export async function loadUser() {
   user.policy = new Map();
   for (const s of (policy && policy.settings) || []) user.policy.set(s.name, settingValue(s.value));
   applyTheme();
+  ui.setDetailedErrors(user.setting('display_ui_errors', false));
   drawHeader();
   idle.start();
   return true;

@@ -116,10 +116,16 @@ function markField(form, err) {
   if (input) { input.setAttribute('aria-invalid', 'true'); input.focus(); }
 }
 
+// display_ui_errors: sentences also name the error's code and HTTP status.
+let detailed = false;
+export function setDetailedErrors(on) { detailed = !!on; }
+
 // The sentence for any thrown value: never a stack trace.
 export function errorText(err) {
   if (!err) return 'Something went wrong.';
-  if (err.name === 'ApiError') return err.message;
+  if (err.name === 'ApiError') {
+    return detailed && (err.code || err.status) ? `${err.message} (${[err.code, err.status ? `HTTP ${err.status}` : ''].filter(Boolean).join(', ')})` : err.message;
+  }
   if (err.name === 'AbortError') return 'Cancelled.';
   console.error(err);
   return 'Something went wrong in the page. Reload it and try again.';

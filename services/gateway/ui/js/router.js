@@ -24,7 +24,7 @@ function compile(pattern) {
   const source = pattern
     .replace(/\/+$/, '')
     .replace(/[.+?^${}()|[\]\\]/g, '\\$&')
-    .replace(/:([A-Za-z_][A-Za-z0-9_]*)(\\\*)?/g, (_, key, star) => {
+    .replace(/:([A-Za-z_][A-Za-z0-9_]*)(\*)?/g, (_, key, star) => {
       keys.push(key);
       return star ? '(.+)' : '([^/]+)';
     });

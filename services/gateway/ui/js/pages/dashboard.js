@@ -31,7 +31,8 @@ async function renderDashboard(app, ctx) {
   const [workspaces, sessions, usage] = await Promise.all([
     api.get('/me/workspaces', undefined, { signal: ctx.signal }),
     api.get('/sessions', undefined, { signal: ctx.signal }),
-    api.get('/me/usage/check', undefined, { signal: ctx.signal }).catch(() => null),
+    // billing-usage wants the user's id even on the /me route.
+    api.get('/me/usage/check', { user_id: user.me.user_id }, { signal: ctx.signal }).catch(() => null),
   ]);
   const list = (workspaces.workspaces || []).filter((w) => w.enabled !== false && !w.hidden);
   const byId = new Map(list.map((w) => [w.id, w]));
@@ -206,7 +207,7 @@ function drawUsage(app, box, usage) {
     history.dataset.loaded = '1';
     mount(history, ui.spinner());
     try {
-      const summary = await api.get('/me/usage', { days: 14 });
+      const summary = await api.get('/me/usage', { user_id: app.user.me.user_id, days: 14 });
       mount(history, ui.table({
         caption: `Your time per day (${summary.timezone || 'UTC'})`,
         columns: [{ key: 'date', label: 'Day' }, { key: 'seconds', label: 'Time', render: (r) => ui.formatHours(r.seconds) }],

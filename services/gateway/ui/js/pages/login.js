@@ -21,7 +21,7 @@ async function renderLogin(app, ctx) {
   const next = ctx.query.get('next') || '';
   const reason = ctx.query.get('reason') || '';
   // Already signed in (a reload of /login, or a restricted login in progress)?
-  if (!app.user.me) await app.loadUser().catch(() => false);
+  if (!app.user.me && Date.now() - app.user.checkedAt > 3000) await app.loadUser().catch(() => false);
   if (app.user.signedIn && !reason) return app.landing(next);
   if (app.user.me && app.user.me.scope === 'password_change') return passwordStep(app, ctx, '', next);
   if (app.user.me && app.user.me.scope === 'totp_enrollment') return enrolStep(app, ctx, next);
@@ -95,6 +95,7 @@ function passwordStep(app, ctx, oldPassword, next) {
     brand(),
     h('h1', { id: 'page-title', tabindex: '-1' }, 'Choose a new password'),
     h('p', { class: 'muted' }, 'Your administrator asks you to change your password before you continue.'),
+    h('input', { type: 'text', name: 'username', autocomplete: 'username', value: (app.user.me && app.user.me.username) || '', hidden: true, readonly: true, 'aria-hidden': 'true', tabindex: '-1' }),
     box, old, pw, again,
     h('button', { type: 'submit', id: 'pwchange-submit', class: 'primary' }, 'Change password and continue'),
     h('button', { type: 'button', class: 'link', onclick: () => app.signOut() }, 'Cancel and sign out'));

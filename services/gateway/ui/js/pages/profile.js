@@ -71,7 +71,9 @@ function passwordCard(app) {
   const pw = ui.field({ id: 'password-new', name: 'new_password', label: 'New password', type: 'password', autocomplete: 'new-password', required: true });
   const again = ui.field({ id: 'password-confirm', name: 'confirm', label: 'New password again', type: 'password', autocomplete: 'new-password', required: true });
   const form = h('form', { id: 'password-form', class: 'card', 'aria-labelledby': 'password-title' },
-    h('h2', { id: 'password-title' }, 'Password'), old, pw, again, box,
+    h('h2', { id: 'password-title' }, 'Password'),
+    h('input', { type: 'text', name: 'username', autocomplete: 'username', value: app.user.me.username, hidden: true, readonly: true, 'aria-hidden': 'true', tabindex: '-1' }),
+    old, pw, again, box,
     h('button', { type: 'submit', id: 'password-submit', class: 'primary' }, 'Change password'));
   ui.onSubmit(form, box, async () => {
     if (pw.input.value !== again.input.value) {
@@ -89,6 +91,7 @@ function passwordCard(app) {
 function totpCard(app) {
   const { ui } = app;
   const card = h('section', { class: 'card', 'aria-labelledby': 'totp-title' });
+  const selfEnrol = app.user.setting('allow_2fa_self_enrollment', false) || app.user.setting('require_2fa', false);
   const draw = (enrolled) => {
     const start = h('button', {
       type: 'button', id: 'totp-enroll', onclick: (e) => {
@@ -103,7 +106,8 @@ function totpCard(app) {
         ? 'Use an authenticator app for a second factor at sign-in.'
         : enrolled ? 'Two-factor authentication is on. To move it to a new device, ask your administrator to reset it; you set it up again at your next sign-in.'
           : 'Two-factor authentication is off.'),
-      enrolled ? null : start);
+      enrolled || !selfEnrol ? null : start,
+      !enrolled && !selfEnrol ? h('p', { class: 'muted' }, 'Ask your administrator to turn it on for you: you then set it up at your next sign-in.') : null);
   };
   draw(undefined);
   app.api.get(`/users/${encodeURIComponent(app.user.me.user_id)}`).then((u) => draw(!!u.two_factor_enrolled)).catch(() => {});

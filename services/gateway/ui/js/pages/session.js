@@ -43,7 +43,8 @@ export async function explainPlacement(app, workspaceId, zone) {
         a.chosen ? 'would be chosen.' : (a.rejected_because || 'acceptable.'),
         h('span', { class: 'muted' }, ` Free: ${Number(a.free_cores || 0).toFixed(1)} cores, ${a.free_memory_mib || 0} MiB, ${a.free_gpus || 0} GPUs${a.has_image ? ', has the image' : ''}.`)))));
   } catch (err) {
-    mount(box, h('p', { class: 'muted' }, `The placement could not be explained: ${app.ui.errorText(err)}`));
+    // The refusal already said why (the same sentence, usually): nothing to add.
+    return null;
   }
   return box;
 }
@@ -143,7 +144,7 @@ function progressCard(app, s, st, id, view) {
     h('h1', { id: 'page-title', tabindex: '-1' }, waiting ? `Session ${st}` : 'Starting your session'),
     waiting ? null : h('progress', { id: 'launch-progress', max: '100', value: String(percent), 'aria-label': 'Launch progress', 'aria-valuetext': `${percent} percent` }),
     h('p', { id: 'launch-state', role: 'status', 'aria-live': 'polite' }, `${st}${waiting ? '' : ` · ${percent}%`}`),
-    h('p', { id: 'launch-message', class: 'muted' }, s.message || ''),
+    h('p', { id: 'launch-message', class: 'muted' }, s.message && s.message !== st ? s.message : ''),
     h('div', { class: 'actions' },
       resumable ? h('button', {
         type: 'button', id: 'session-resume', class: 'primary',
@@ -216,11 +217,13 @@ function startTimers(app, ctx, view, id, panel) {
   const keepalive = async () => {
     try {
       const answer = await api.post(`/sessions/${encodeURIComponent(id)}/keepalive`, undefined, { signal: ctx.signal });
-      if (!answer.extended && answer.message && !view.warnedKeepalive) {
+      await explain();
+      // Not extended: say why once, unless the countdown already shows the time limit.
+      const rule = view.explained && view.explained.ending_rule;
+      if (!answer.extended && answer.message && !view.warnedKeepalive && rule !== 'session_time_limit') {
         view.warnedKeepalive = true;
         ui.toast(answer.message, 'info');
       }
-      await explain();
     } catch (err) {
       if (err.name !== 'AbortError') ui.toast(`Keepalive: ${ui.errorText(err)}`, 'error');
     }

@@ -12,7 +12,7 @@ export async function qrSvg(text) {
   qr.addData(text);
   qr.make();
   const n = qr.getModuleCount();
-  const quiet = 2;
+  const quiet = 4;
   let d = '';
   for (let r = 0; r < n; r += 1) {
     for (let c = 0; c < n; c += 1) {
@@ -35,7 +35,7 @@ export function enrolment(app, opts = {}) {
   const code = ui.field({ id: 'enroll-code', name: 'code', label: 'Code from the app', autocomplete: 'one-time-code', required: true, attrs: { inputmode: 'numeric', pattern: '[0-9 ]{6,8}', maxlength: '8' } });
   const form = h('form', { id: 'enroll-form' },
     qrBox,
-    h('details', h('summary', 'Cannot scan? Enter the key by hand'),
+    h('details', { open: true }, h('summary', 'Cannot scan? Enter the key by hand'),
       h('p', 'Key: ', secret), h('p', 'Or this link: ', uri)),
     box, code,
     h('button', { type: 'submit', id: 'enroll-submit', class: 'primary' }, 'Confirm'));
