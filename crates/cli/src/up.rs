@@ -1,9 +1,11 @@
 //! `atrium up`: every role this build has, in one process, on the embedded default (SQLite
 //! files and generated secrets under the data directory). The launcher does the work; this is
-//! arguments in, the demo (image and workspace, [`demo`]) around it, and the gateway's URL and
-//! the administrator's password out.
+//! arguments in, the demo (image and workspace, [`demo`]) and the desktop workspace when its
+//! image has been built ([`desktop`]) around it, and the gateway's URL and the administrator's
+//! password out.
 
 mod demo;
+mod desktop;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,6 +18,7 @@ use atrium_service_kit::Secret;
 use atrium_service_kit::telemetry::{self, LogFormat};
 
 use self::demo::{DemoImage, DemoWorkspace};
+use self::desktop::DesktopImage;
 
 /// The Docker engine the agent uses unless told otherwise.
 const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
@@ -63,7 +66,8 @@ pub struct UpArgs {
         default_value = DEFAULT_DOCKER_HOST
     )]
     pub docker_host: String,
-    /// Neither build the demo workspace image nor create the demo workspace.
+    /// Neither build the demo workspace image nor create the demo workspace (nor the Desktop
+    /// workspace, which is otherwise created when its image has been built).
     #[arg(long)]
     pub no_demo: bool,
     /// Redis for heartbeats and session keepalives; without it they are kept in this process.
@@ -146,6 +150,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     } else {
         demo::ensure_image(&args.docker_host).await
     };
+    let desktop_image = if args.no_demo {
+        DesktopImage::Unknown
+    } else {
+        desktop::look(&args.docker_host).await
+    };
     let running = Launcher::start(config, &roles).await.map_err(|e| {
         let hint = roles
             .iter()
@@ -176,7 +185,34 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         },
         _ => None,
     };
-    print_banner(&running, &args, &image, workspace.as_ref());
+    // The same rule for the desktop, when its image is there (`atrium image build-desktop`).
+    let desktop_workspace = match (
+        &desktop_image,
+        running.bootstrap_admin(),
+        running.admin_password(),
+    ) {
+        (DesktopImage::Present, Some(_), Some(_)) => {
+            match demo::ensure_workspace(&running, desktop::workspace()).await {
+                Ok(workspace) => Some(workspace),
+                Err(e) => {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "the desktop workspace was not created"
+                    );
+                    eprintln!("==> the desktop workspace was not created: {e:#}");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    print_banner(
+        &running,
+        &args,
+        &image,
+        workspace.as_ref(),
+        (&desktop_image, desktop_workspace.as_ref()),
+    );
     running.shutdown_signal().on_signals();
     running.wait().await
 }
@@ -186,6 +222,7 @@ fn print_banner(
     args: &UpArgs,
     image: &DemoImage,
     workspace: Option<&DemoWorkspace>,
+    desktop: (&DesktopImage, Option<&DemoWorkspace>),
 ) {
     println!();
     if let Some(gateway) = running.endpoint(Role::Gateway) {
@@ -207,6 +244,7 @@ fn print_banner(
     println!();
     print_admin(running);
     print_demo(image, workspace);
+    print_desktop(desktop.0, desktop.1);
     println!();
     println!("gRPC services (TLS; every service offers health and reflection):");
     for role in running.roles() {
@@ -264,17 +302,42 @@ fn print_admin(running: &Running) {
     }
 }
 
-fn print_demo(image: &DemoImage, workspace: Option<&DemoWorkspace>) {
+fn print_desktop(image: &DesktopImage, workspace: Option<&DemoWorkspace>) {
+    match (workspace, image) {
+        (Some(w), _) => print_workspace(w),
+        (None, DesktopImage::Missing) => {
+            println!(
+                "A real desktop (Xvnc, a window manager, noVNC) can be built from Debian packages:"
+            );
+            println!(
+                "  sudo atrium image build-desktop   (then restart on a new data directory, or"
+            );
+            println!(
+                "  atrium workspace create --image {} --name {:?})",
+                desktop::IMAGE,
+                desktop::FRIENDLY_NAME
+            );
+        }
+        (None, _) => {}
+    }
+}
+
+fn print_workspace(workspace: &DemoWorkspace) {
     match workspace {
-        Some(DemoWorkspace::Created(w)) => println!(
+        DemoWorkspace::Created(w) => println!(
             "Created the workspace \"{}\" ({}) for All Users.",
             w.friendly_name, w.name
         ),
-        Some(DemoWorkspace::Existing(w)) => println!(
+        DemoWorkspace::Existing(w) => println!(
             "The workspace \"{}\" ({}) exists already.",
             w.friendly_name, w.name
         ),
-        None => {}
+    }
+}
+
+fn print_demo(image: &DemoImage, workspace: Option<&DemoWorkspace>) {
+    if let Some(workspace) = workspace {
+        print_workspace(workspace);
     }
     match image {
         DemoImage::Present | DemoImage::Skipped => {}

@@ -37,7 +37,7 @@ pub enum DemoImage {
 }
 
 /// The same Docker engine the agent is told to use, through the `docker` CLI.
-async fn docker(docker_host: &str, args: &[&str]) -> Result<Output, String> {
+pub(super) async fn docker(docker_host: &str, args: &[&str]) -> Result<Output, String> {
     let run = tokio::process::Command::new("docker")
         .args(args)
         .env("DOCKER_HOST", docker_host)
@@ -58,7 +58,7 @@ async fn docker(docker_host: &str, args: &[&str]) -> Result<Output, String> {
 }
 
 /// The last non-empty line of a command's stderr: what Docker says went wrong.
-fn last_line(output: &Output) -> String {
+pub(super) fn last_line(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr)
         .lines()
         .rev()
@@ -157,7 +157,7 @@ pub fn workspace() -> Workspace {
     }
 }
 
-/// What became of the demo workspace.
+/// What became of the demo workspace (or the desktop's).
 #[derive(Debug, Clone)]
 pub enum DemoWorkspace {
     Created(Workspace),
@@ -168,6 +168,15 @@ pub enum DemoWorkspace {
 /// Creates the demo workspace in policy as the administrator, assigned to All Users, unless a
 /// workspace with the demo image exists already.
 pub async fn create_workspace(running: &Running) -> anyhow::Result<DemoWorkspace> {
+    ensure_workspace(running, workspace()).await
+}
+
+/// Creates `wanted` in policy as the administrator, assigned to All Users, unless a workspace
+/// with its image (its `name`) exists already.
+pub(super) async fn ensure_workspace(
+    running: &Running,
+    wanted: Workspace,
+) -> anyhow::Result<DemoWorkspace> {
     let admin = running.admin().await?;
     let mut policy = running.policy(&Caller::User(admin)).await?;
     let mut page_token = String::new();
@@ -183,7 +192,11 @@ pub async fn create_workspace(running: &Running) -> anyhow::Result<DemoWorkspace
             .await
             .context("list the workspaces")?
             .into_inner();
-        if let Some(existing) = answer.workspaces.into_iter().find(|w| w.name == IMAGE) {
+        if let Some(existing) = answer
+            .workspaces
+            .into_iter()
+            .find(|w| w.name == wanted.name)
+        {
             return Ok(DemoWorkspace::Existing(existing));
         }
         match answer.page.map(|p| p.next_page_token) {
@@ -191,13 +204,14 @@ pub async fn create_workspace(running: &Running) -> anyhow::Result<DemoWorkspace
             _ => break,
         }
     }
+    let what = format!("create the workspace {:?}", wanted.friendly_name);
     let created = policy
         .create_workspace(CreateWorkspaceRequest {
-            workspace: Some(workspace()),
+            workspace: Some(wanted),
             assign_to_all_users: Some(true),
         })
         .await
-        .context("create the demo workspace")?
+        .context(what)?
         .into_inner();
     Ok(DemoWorkspace::Created(created))
 }

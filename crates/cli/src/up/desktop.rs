@@ -1,0 +1,71 @@
+//! The desktop workspace in `atrium up`: when the desktop image (`atrium image build-desktop`)
+//! is on the agent's Docker engine, the start that creates the administrator also puts a
+//! "Desktop" workspace in the catalogue for All Users, beside the demo. The image is never
+//! built here: that needs root, debootstrap and a few minutes, so it is the operator's call.
+
+use atrium_proto::policy::v1::Workspace;
+
+use super::demo::docker;
+
+/// The desktop workspace's image.
+pub const IMAGE: &str = atrium_desktop::DEFAULT_TAG;
+
+/// The desktop workspace's name in the catalogue.
+pub const FRIENDLY_NAME: &str = "Desktop";
+
+/// Where the desktop image stands once `atrium up` has looked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DesktopImage {
+    Present,
+    /// Docker answered and the image is not there.
+    Missing,
+    /// Not looked for (`--no-demo`), or Docker did not answer.
+    Unknown,
+}
+
+/// Whether the agent's Docker engine has the desktop image; never fails `atrium up`.
+pub async fn look(docker_host: &str) -> DesktopImage {
+    match docker(
+        docker_host,
+        &["image", "inspect", "--format", "{{.Id}}", IMAGE],
+    )
+    .await
+    {
+        Ok(output) if output.status.success() => DesktopImage::Present,
+        Ok(output) if String::from_utf8_lossy(&output.stderr).contains("No such image") => {
+            DesktopImage::Missing
+        }
+        _ => DesktopImage::Unknown,
+    }
+}
+
+/// The desktop workspace as created: every user may launch it (All Users).
+pub fn workspace() -> Workspace {
+    Workspace {
+        name: IMAGE.into(),
+        friendly_name: FRIENDLY_NAME.into(),
+        description: "A Debian desktop in your browser: the JWM window manager and a terminal, \
+                      through noVNC."
+            .into(),
+        categories: vec!["Desktop".into()],
+        enabled: true,
+        cores: 1.0,
+        memory_mib: 1536,
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_desktop_workspace_uses_the_desktop_image() {
+        let w = workspace();
+        assert_eq!(w.name, "atrium/workspace-desktop:latest");
+        assert_eq!(w.friendly_name, "Desktop");
+        assert!(w.enabled && !w.hidden);
+        assert!(w.cores >= 1.0 && w.memory_mib >= 1024);
+        assert!(!w.categories.is_empty() && !w.description.is_empty());
+    }
+}
