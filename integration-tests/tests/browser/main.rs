@@ -14,5 +14,6 @@ mod common;
 mod desktop;
 mod driver;
 mod flows;
+mod pages;
 mod totp;
 mod ui;

@@ -146,3 +146,44 @@ async fn a_require_2fa_group_member_enrols_from_the_key_shown_then_signs_in_with
     assert_eq!(me["username"], carol.username.as_str(), "{me}");
     chrome.close().await;
 }
+
+#[tokio::test]
+async fn every_pages_first_load_stays_under_100_kb_and_asks_only_the_gateway() {
+    let test = "every_pages_first_load_stays_under_100_kb_and_asks_only_the_gateway";
+    let Some(programs) = browser_enabled(test) else {
+        return;
+    };
+    let with_docker = atrium_integration_tests::docker_enabled(test);
+    let gw = Gateway::start().await;
+    let erin = user(&gw, "erin", &[]).await;
+    let mut pages = crate::pages::user_pages();
+    if with_docker {
+        let (workspace, _) = demo(&gw).await;
+        pages.push(crate::pages::launch_page(&workspace));
+    }
+    let mut failures = Vec::new();
+    for page in &pages {
+        let load =
+            crate::pages::first_load(&programs, &gw.url, page, (&erin.username, USER_PASSWORD))
+                .await;
+        let bytes = load.bytes();
+        eprintln!(
+            "{:<10} {:>7} bytes in {:>2} requests ({})",
+            page.name,
+            bytes,
+            load.requests.len(),
+            load.kinds()
+        );
+        if bytes >= crate::pages::BUDGET_BYTES {
+            failures.push(format!(
+                "{}: {bytes} bytes: {:#?}",
+                page.name, load.requests
+            ));
+        }
+        let foreign = load.foreign(&gw.url);
+        if !foreign.is_empty() {
+            failures.push(format!("{}: requests elsewhere: {foreign:#?}", page.name));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
