@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
-use crate::recipe::{self, FILES, RECIPE_LABEL, Recipe};
+use crate::recipe::{self, DESKTOP_LABEL, FILES, RECIPE_LABEL, Recipe};
 
 /// Where debootstrap's and apt's downloads are kept between builds.
 pub const DEFAULT_CACHE_DIR: &str = "/var/cache/atrium/desktop";
@@ -173,6 +173,20 @@ pub fn build_image(
         }
     }
     run_streaming(command, progress)?;
+    // The image this tag named before is untagged now: remove such leftovers of earlier
+    // recipes (only untagged desktop images; a container still using one keeps it).
+    let filter = format!("label={DESKTOP_LABEL}");
+    match docker_text(
+        &options.docker,
+        &["image", "prune", "--force", "--filter", &filter],
+    ) {
+        Ok(answer) => {
+            if let Some(line) = answer.lines().find(|l| l.starts_with("Total reclaimed")) {
+                progress(&format!("untagged desktop images removed: {line}"));
+            }
+        }
+        Err(e) => progress(&format!("could not remove untagged desktop images: {e}")),
+    }
     finish(options, recipe, hash, false)
 }
 
