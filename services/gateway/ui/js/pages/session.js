@@ -190,6 +190,7 @@ function openFrame(app, ctx, view, root, id, panel) {
   // The frame is our own origin: its input counts as activity (idle_disconnect), and Ctrl twice
   // inside it toggles the panel.
   frame.addEventListener('load', () => {
+    panel.frameLoaded(frame);
     try {
       const doc = frame.contentDocument;
       if (!doc) return;
@@ -251,12 +252,15 @@ async function deleteSession(app, button, id, view) {
 
 // ---- the control panel ------------------------------------------------------------------
 
-// Streaming quality is offered for noVNC/KasmVNC-based workspaces (their client reads the
-// `quality` query parameter); other workspaces ignore it, so the choice is not shown for them.
-function supportsQuality(workspace) {
-  if (!workspace) return false;
-  const text = [workspace.name, ...(workspace.categories || [])].join(' ');
-  return /kasmweb\/|desktop|vnc/i.test(text);
+// Streaming quality is offered when the frame shows a noVNC client (vnc.html, whose `quality`
+// parameter sets the JPEG quality, 0-9): the frame is our own origin, so the page can tell.
+function novncLocation(frame) {
+  try {
+    const loc = frame && frame.contentWindow && frame.contentWindow.location;
+    return loc && /\/vnc(_lite)?\.html$/.test(loc.pathname) ? new URL(loc.href) : null;
+  } catch (e) {
+    return null;
+  }
 }
 
 const QUALITY = [
@@ -309,9 +313,14 @@ function controlPanel(app, id, name, workspace, view) {
   const resume = h('button', { type: 'button', id: 'panel-resume', class: 'primary', onclick: action('resume', 'Resuming the session…') }, 'Resume session');
   const del = h('button', { type: 'button', id: 'panel-delete', class: 'danger', onclick: (e) => deleteSession(app, e.currentTarget, id, view) }, 'Delete session');
   const qualitySelect = ui.select({ id: 'panel-quality', label: 'Streaming quality', options: QUALITY, value: '' });
+  qualitySelect.hidden = true;
   qualitySelect.input.addEventListener('change', () => {
     quality = qualitySelect.input.value;
-    if (view.frame) view.frame.src = frameUrl();
+    const url = novncLocation(view.frame);
+    if (url) {
+      if (quality) url.searchParams.set('quality', quality); else url.searchParams.delete('quality');
+      view.frame.src = url.pathname + url.search + url.hash;
+    }
     ui.toast(`Streaming quality: ${QUALITY.find((q) => q.value === quality).label}.`, 'ok', 2500);
   });
 
@@ -323,7 +332,7 @@ function controlPanel(app, id, name, workspace, view) {
     h('strong', name), status, countdown,
     show('show_return_to_workspaces') ? h('button', { type: 'button', id: 'panel-workspaces', onclick: () => app.navigate('/') }, 'Return to workspaces') : null,
     show('show_fullscreen') && document.fullscreenEnabled ? fullscreen : null,
-    show('show_streaming_quality') && supportsQuality(workspace) ? qualitySelect : null,
+    show('show_streaming_quality') ? qualitySelect : null,
     canPause ? pause : null,
     canStop ? stop : null,
     resume,
@@ -331,13 +340,19 @@ function controlPanel(app, id, name, workspace, view) {
     show('show_logout') ? h('button', { type: 'button', id: 'panel-logout', onclick: () => app.signOut('You signed out.') }, 'Sign out') : null);
 
   function frameUrl() {
-    return `/session/${encodeURIComponent(id)}/${quality ? `?quality=${quality}` : ''}`;
+    return `/session/${encodeURIComponent(id)}/`;
   }
 
   return {
     el,
     onKey,
     frameUrl,
+    // Called on every load of the frame: the quality choice appears for noVNC clients.
+    frameLoaded(frame) {
+      const url = novncLocation(frame);
+      qualitySelect.hidden = !url;
+      if (url) qualitySelect.input.value = url.searchParams.get('quality') || '';
+    },
     update(s) {
       const st = ui.stateName(s.observed_state);
       mount(status, st);
