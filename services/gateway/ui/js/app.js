@@ -24,6 +24,7 @@
 //                #session-frame (the iframe of /session/<id>/) #control-panel
 //                #panel-toggle #panel-fullscreen #panel-workspaces #panel-pause #panel-stop
 //                #panel-resume #panel-delete #panel-logout #panel-quality
+//                #panel-keyboard #panel-pointer-lock (with a noVNC client in the frame)
 //                #session-countdown (with session_time_limit) #session-status #session-tip
 //   Go           #go-status #go-error
 //   Profile      #settings-form #settings-auto-launch #settings-default-workspace

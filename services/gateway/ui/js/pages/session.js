@@ -324,6 +324,24 @@ function controlPanel(app, id, name, workspace, view) {
     ui.toast(`Streaming quality: ${QUALITY.find((q) => q.value === quality).label}.`, 'ok', 2500);
   });
 
+  // Advanced entries that work through a noVNC client in the frame (same origin): the on-screen
+  // keyboard (noVNC's own hidden input) and pointer lock on its canvas.
+  const advanced = (name) => user.setting(`control_panel.advanced_settings.${name}`, true) !== false;
+  const novncDoc = () => {
+    try { return novncLocation(view.frame) ? view.frame.contentDocument : null; } catch (e) { return null; }
+  };
+  const keyboard = h('button', { type: 'button', id: 'panel-keyboard', hidden: true, onclick: () => {
+    const input = novncDoc() && novncDoc().getElementById('noVNC_keyboardinput');
+    if (input) { setOpen(false); input.focus(); } else ui.toast('This workspace has no on-screen keyboard.', 'info');
+  } }, 'On-screen keyboard');
+  const pointerLock = h('button', { type: 'button', id: 'panel-pointer-lock', hidden: true, onclick: () => {
+    const canvas = novncDoc() && novncDoc().querySelector('canvas');
+    if (!canvas || !canvas.requestPointerLock) { ui.toast('The pointer cannot be locked here.', 'info'); return; }
+    setOpen(false);
+    Promise.resolve(canvas.requestPointerLock()).then(() => ui.toast('Pointer locked: press Escape to release it.', 'info', 3000))
+      .catch(() => ui.toast('The browser refused to lock the pointer.', 'error'));
+  } }, 'Lock the pointer');
+
   const canPause = user.setting('allow_kasm_pause', false);
   const canStop = user.setting('allow_kasm_stop', false);
   const canDelete = user.setting('allow_kasm_delete', true) && show('show_delete_session');
@@ -333,6 +351,8 @@ function controlPanel(app, id, name, workspace, view) {
     show('show_return_to_workspaces') ? h('button', { type: 'button', id: 'panel-workspaces', onclick: () => app.navigate('/') }, 'Return to workspaces') : null,
     show('show_fullscreen') && document.fullscreenEnabled ? fullscreen : null,
     show('show_streaming_quality') ? qualitySelect : null,
+    advanced('show_keyboard_controls') ? keyboard : null,
+    advanced('show_pointer_lock') ? pointerLock : null,
     canPause ? pause : null,
     canStop ? stop : null,
     resume,
@@ -351,6 +371,8 @@ function controlPanel(app, id, name, workspace, view) {
     frameLoaded(frame) {
       const url = novncLocation(frame);
       qualitySelect.hidden = !url;
+      keyboard.hidden = !url;
+      pointerLock.hidden = !url;
       if (url) qualitySelect.input.value = url.searchParams.get('quality') || '';
     },
     update(s) {
