@@ -309,7 +309,6 @@ impl Chrome {
     }
 
     /// A PNG of the viewport.
-    #[allow(dead_code)] // for the screenshots, next
     pub async fn screenshot(&self, path: &Path) {
         let png = self.client.screenshot().await.expect("screenshot");
         if let Some(dir) = path.parent() {

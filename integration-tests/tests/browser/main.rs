@@ -15,5 +15,6 @@ mod desktop;
 mod driver;
 mod flows;
 mod pages;
+mod screenshots;
 mod totp;
 mod ui;
