@@ -297,6 +297,30 @@ async fn gateway_answers(up: &Up, port: u16) {
             .collect();
         assert_eq!(demo.len(), 1, "{path}: {body}");
         assert_eq!(demo[0]["friendly_name"], "Demo workspace", "{body}");
+        // The Desktop workspace comes with its image only (`atrium image build-desktop`, which
+        // the desktop image test may have run on this Docker engine): what the banner says.
+        let desktop = list["workspaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| {
+                w["name"] == "atrium/workspace-desktop:latest" && w["friendly_name"] == "Desktop"
+            })
+            .count();
+        let announced = up.banner.contains("Created the workspace \"Desktop\"");
+        assert_eq!(
+            desktop,
+            usize::from(announced),
+            "{path}: {body}\n{}",
+            up.banner
+        );
+        if !docker() {
+            assert!(
+                !announced,
+                "a Desktop workspace without Docker:\n{}",
+                up.banner
+            );
+        }
     }
     if docker() {
         let present = std::process::Command::new("docker")
