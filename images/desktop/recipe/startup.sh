@@ -57,7 +57,9 @@ jwm >"$run/jwm.log" 2>&1 &
 pids+=($!)
 
 # The password reaches the auth plugin through the environment, not the command line.
-PYTHONPATH=/usr/local/lib/atrium websockify --web /usr/share/novnc \
+# (websockify is unpacked without numpy, on purpose: see build.sh; hence the -W.)
+PYTHONPATH=/usr/local/lib/atrium python3 -W "ignore:no 'numpy' module" -m websockify \
+  --web /usr/share/novnc \
   --cert "$run/cert.pem" --key "$run/key.pem" --ssl-only \
   --web-auth --auth-plugin atrium_websockify_auth.KasmBasicAuth --auth-source kasm_user \
   "$port" "localhost:$rfb_port" &
