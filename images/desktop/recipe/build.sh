@@ -4,7 +4,7 @@
 # suite and upgrade, install TigerVNC's Xvnc, JWM, xterm, websockify and noVNC's web files,
 # make the session user (kasm-user, uid 1000), then `docker import` it. Run as root:
 #
-#   build.sh --tag atrium/desktop:latest [--suite bookworm] [--mirror URL]
+#   build.sh [--tag atrium/workspace-desktop:latest] [--suite bookworm] [--mirror URL]
 #            [--security-mirror URL] [--with-browser] [--label KEY=VALUE]... [--cache-dir DIR]
 #
 # `atrium image build-desktop` runs this with the files beside it and labels the image with a
@@ -12,7 +12,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-tag=atrium/desktop:latest
+tag=atrium/workspace-desktop:latest
 suite=
 mirror=http://deb.debian.org/debian
 security_mirror=http://deb.debian.org/debian-security
@@ -135,7 +135,7 @@ grep -c '^Setting up' "$work/apt.log" | sed 's/^/packages set up: /'
 step "noVNC's web files and websockify, unpacked from their packages"
 # Installing novnc would bring nodejs; python3-websockify brings numpy, which websockify only
 # uses, when present, to unmask client frames faster (VNC's are a few bytes), and importing it
-# takes ~0.4 s of every start: ~60 MB and most of the start-up time for nothing.
+# takes ~0.4 s of every start: ~55 MB and half the start-up time for nothing.
 in_root sh -c 'cd /tmp && apt-get download -qq -o APT::Sandbox::User=root novnc python3-websockify'
 for package in novnc python3-websockify; do
   mkdir -p "$work/$package" "$rootfs/usr/share/doc/$package"
