@@ -33,7 +33,7 @@ pub struct BuildDesktopArgs {
     /// The image's tag.
     #[arg(long, default_value = atrium_desktop::DEFAULT_TAG)]
     pub tag: String,
-    /// Add Firefox ESR (about 250 MB more).
+    /// Add Firefox ESR (about 370 MB more).
     #[arg(long)]
     pub with_browser: bool,
     /// The Debian release to build from [default: this machine's, from /etc/os-release].
