@@ -46,9 +46,33 @@
 // admin pages lazily, e.g. register(path, async (ctx) => (await import('./users.js')).render(ctx)).
 // Give important elements stable ids or data-testid and list them in docs/ui.md.
 
-export function registerAdmin(app) { // eslint-disable-line no-unused-vars
-  // Example:
-  //   app.addNav({ id: 'nav-admin', label: 'Admin', path: '/admin', permission: (u) => u.isAdmin });
-  //   app.register('/admin', (ctx) => app.h('div', app.ui.pageHeader('Administration')),
-  //     { title: 'Administration', permission: (u) => u.isAdmin });
+// The pages (each module is fetched the first time one of its pages is drawn; only this file is
+// part of the first load):
+//   /admin                      the section list                       (any admin permission)
+//   /admin/users, /admin/users/new, /admin/users/:id                    users.view (users.js)
+//   /admin/users/:id/policy     a user's effective policy, explained   settings.view (explain.js)
+//   /admin/groups, /admin/groups/:id (settings editor in settings.js)   groups.view (groups.js)
+//   /admin/workspaces, /admin/workspaces/new, /admin/workspaces/:id     workspaces.view
+//   /admin/zones  zones.view · /admin/agents  agents.view · /admin/sessions  sessions.view
+//   /admin/sessions/:id         a session's lifetime, explained        sessions.view (explain.js)
+//   /admin/audit  audit.view · /admin/reports  reports.view
+// Ids for tests are listed in docs/ui.md ("Admin pages").
+
+const ADMIN_PERMISSIONS = ['users.view', 'groups.view', 'workspaces.view', 'zones.view', 'agents.view',
+  'sessions.view', 'audit.view', 'reports.view'];
+
+export function registerAdmin(app) {
+  const anyAdmin = (u) => u.isAdmin || ADMIN_PERMISSIONS.some((p) => u.can(p));
+  const lazy = (load, fn) => async (ctx) => (await load())[fn](ctx, app);
+  const pages = {
+    home: () => import('./home.js'),
+    users: () => import('./users.js'),
+  };
+  const route = (path, page, fn, title, permission) => app.register(path, lazy(pages[page], fn), { title, permission });
+
+  app.addNav({ id: 'nav-admin', label: 'Admin', path: '/admin', permission: anyAdmin });
+  route('/admin', 'home', 'render', 'Administration', anyAdmin);
+  route('/admin/users', 'users', 'list', 'Users', 'users.view');
+  route('/admin/users/new', 'users', 'create', 'New user', 'users.create');
+  route('/admin/users/:id', 'users', 'detail', 'User', 'users.view');
 }
