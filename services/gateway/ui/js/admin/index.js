@@ -67,6 +67,7 @@ export function registerAdmin(app) {
   const pages = {
     home: () => import('./home.js'),
     users: () => import('./users.js'),
+    groups: () => import('./groups.js'),
   };
   const route = (path, page, fn, title, permission) => app.register(path, lazy(pages[page], fn), { title, permission });
 
@@ -75,4 +76,6 @@ export function registerAdmin(app) {
   route('/admin/users', 'users', 'list', 'Users', 'users.view');
   route('/admin/users/new', 'users', 'create', 'New user', 'users.create');
   route('/admin/users/:id', 'users', 'detail', 'User', 'users.view');
+  route('/admin/groups', 'groups', 'list', 'Groups', 'groups.view');
+  route('/admin/groups/:id', 'groups', 'detail', 'Group', 'groups.view');
 }
