@@ -68,6 +68,9 @@ export function registerAdmin(app) {
     home: () => import('./home.js'),
     users: () => import('./users.js'),
     groups: () => import('./groups.js'),
+    workspaces: () => import('./workspaces.js'),
+    zones: () => import('./zones.js'),
+    agents: () => import('./agents.js'),
   };
   const route = (path, page, fn, title, permission) => app.register(path, lazy(pages[page], fn), { title, permission });
 
@@ -78,4 +81,9 @@ export function registerAdmin(app) {
   route('/admin/users/:id', 'users', 'detail', 'User', 'users.view');
   route('/admin/groups', 'groups', 'list', 'Groups', 'groups.view');
   route('/admin/groups/:id', 'groups', 'detail', 'Group', 'groups.view');
+  route('/admin/workspaces', 'workspaces', 'list', 'Workspaces', 'workspaces.view');
+  route('/admin/workspaces/new', 'workspaces', 'create', 'New workspace', 'workspaces.create');
+  route('/admin/workspaces/:id', 'workspaces', 'detail', 'Workspace', 'workspaces.view');
+  route('/admin/zones', 'zones', 'list', 'Zones', 'zones.view');
+  route('/admin/agents', 'agents', 'list', 'Agents', 'agents.view');
 }
