@@ -279,3 +279,121 @@ fn no_asset_needs_what_the_policy_forbids() {
     }
 }
 
+/// The admin pages: js/admin/index.js (part of the first load) registers them and fetches each
+/// page's module with `import()` only when one of its pages is drawn. No first-load module
+/// imports an admin page statically; every module index.js names is served as JavaScript,
+/// gzip-compressed; an admin's first admin page (the first load plus every admin module and
+/// the admin stylesheet) stays under 100 KB transferred; and no admin file names another host.
+#[tokio::test]
+async fn admin_pages_are_served_lazily_within_budget_and_name_no_other_host() {
+    let index = String::from_utf8_lossy(&UI.assets["js/admin/index.js"].body).into_owned();
+    let mut lazy: Vec<String> = index
+        .match_indices("import('./")
+        .map(|(i, m)| {
+            let rest = &index[i + m.len()..];
+            format!(
+                "js/admin/{}",
+                &rest[..rest.find('\'').expect("closing quote")]
+            )
+        })
+        .collect();
+    lazy.sort();
+    lazy.dedup();
+    for page in [
+        "users",
+        "groups",
+        "workspaces",
+        "zones",
+        "agents",
+        "sessions",
+        "explain",
+        "audit",
+        "reports",
+    ] {
+        assert!(
+            lazy.contains(&format!("js/admin/{page}.js")),
+            "index.js does not load {page}.js lazily"
+        );
+    }
+
+    // Nothing in the first load imports an admin page statically.
+    for asset in UI.assets.values() {
+        if !asset.path.starts_with("js/") || lazy_admin(asset.path) {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&asset.body);
+        for line in text.lines() {
+            let code = line.trim_start();
+            if code.starts_with("import ") || code.starts_with("export ") {
+                for module in &lazy {
+                    let name = module.trim_start_matches("js/admin/");
+                    assert!(
+                        !(code.contains(" from ") && code.contains(&format!("/{name}'"))),
+                        "{} imports {module} statically: {line}",
+                        asset.path
+                    );
+                }
+            }
+        }
+    }
+
+    let admin: Vec<_> = UI.assets.values().filter(|a| lazy_admin(a.path)).collect();
+    assert!(
+        admin.iter().any(|a| a.path == "css/admin.css"),
+        "the admin stylesheet is embedded"
+    );
+    for module in &lazy {
+        let asset = UI
+            .assets
+            .get(module.as_str())
+            .unwrap_or_else(|| panic!("{module} is not embedded"));
+        let path = format!("/ui/{}/{}", UI.version, asset.path);
+        let (status, headers, body) = get(&path, &[("accept-encoding", "gzip")]).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(
+            headers[header::CONTENT_TYPE],
+            "text/javascript; charset=utf-8",
+            "{path}"
+        );
+        assert_eq!(headers[header::CONTENT_ENCODING], "gzip", "{path}");
+        assert_secure(&path, &headers);
+        assert_eq!(gunzip(&body), asset.body.as_ref(), "{path}");
+    }
+
+    let first: usize = UI.shell.transfer_size()
+        + UI.assets
+            .values()
+            .filter(|a| a.path != "index.html" && !a.path.ends_with(".txt") && !lazy_admin(a.path))
+            .map(|a| a.transfer_size())
+            .sum::<usize>();
+    let extra: usize = admin.iter().map(|a| a.transfer_size()).sum();
+    println!(
+        "admin: {} lazily loaded files, {extra} B (gzip); with the first load {} B",
+        admin.len(),
+        first + extra
+    );
+    assert!(first + extra < 100 * 1024, "{} bytes", first + extra);
+
+    for asset in &admin {
+        let text = String::from_utf8_lossy(&asset.body);
+        for (n, line) in text.lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with("//") || code.starts_with('*') || code.starts_with("/*") {
+                continue;
+            }
+            assert!(
+                !code.contains("://") || code.contains("http://www.w3.org/"),
+                "{}:{}: {}",
+                asset.path,
+                n + 1,
+                line.trim()
+            );
+            assert!(
+                !code.contains("fetch(") && !code.contains("XMLHttpRequest"),
+                "{}:{}: calls the network itself instead of through api.js",
+                asset.path,
+                n + 1
+            );
+        }
+    }
+}

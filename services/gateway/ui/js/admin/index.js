@@ -71,6 +71,10 @@ export function registerAdmin(app) {
     workspaces: () => import('./workspaces.js'),
     zones: () => import('./zones.js'),
     agents: () => import('./agents.js'),
+    sessions: () => import('./sessions.js'),
+    explain: () => import('./explain.js'),
+    audit: () => import('./audit.js'),
+    reports: () => import('./reports.js'),
   };
   const route = (path, page, fn, title, permission) => app.register(path, lazy(pages[page], fn), { title, permission });
 
@@ -78,6 +82,7 @@ export function registerAdmin(app) {
   route('/admin', 'home', 'render', 'Administration', anyAdmin);
   route('/admin/users', 'users', 'list', 'Users', 'users.view');
   route('/admin/users/new', 'users', 'create', 'New user', 'users.create');
+  route('/admin/users/:id/policy', 'explain', 'policy', 'Effective policy', 'settings.view');
   route('/admin/users/:id', 'users', 'detail', 'User', 'users.view');
   route('/admin/groups', 'groups', 'list', 'Groups', 'groups.view');
   route('/admin/groups/:id', 'groups', 'detail', 'Group', 'groups.view');
@@ -86,4 +91,8 @@ export function registerAdmin(app) {
   route('/admin/workspaces/:id', 'workspaces', 'detail', 'Workspace', 'workspaces.view');
   route('/admin/zones', 'zones', 'list', 'Zones', 'zones.view');
   route('/admin/agents', 'agents', 'list', 'Agents', 'agents.view');
+  route('/admin/sessions', 'sessions', 'list', 'Sessions', 'sessions.view');
+  route('/admin/sessions/:id', 'explain', 'session', 'Session', 'sessions.view');
+  route('/admin/audit', 'audit', 'list', 'Audit log', 'audit.view');
+  route('/admin/reports', 'reports', 'render', 'Usage reports', 'reports.view');
 }
