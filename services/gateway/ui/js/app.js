@@ -98,10 +98,13 @@ export async function loadUser() {
   }
   user.me = me;
   if (me.scope !== 'full') return true;
-  const [settings, policy] = await Promise.all([
+  const [settings, policy, granted] = await Promise.all([
     api.get('/me/settings').catch(() => null),
     api.get('/me/policy').catch(() => null),
+    // WhoAmI lists an API key's permissions; a user's come from their groups (policy).
+    me.user_id ? api.get(`/users/${encodeURIComponent(me.user_id)}/permissions`).catch(() => null) : null,
   ]);
+  if (granted) me.permissions = Array.from(new Set([...(me.permissions || []), ...(granted.permissions || [])]));
   user.settings = settings;
   user.policy = new Map();
   for (const s of (policy && policy.settings) || []) user.policy.set(s.name, settingValue(s.value));
