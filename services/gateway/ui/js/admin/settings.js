@@ -53,8 +53,9 @@ function help(def) {
   const unit = def.unit ? ` ${def.unit}` : '';
   bits.push(`Type: ${def.type}${unit ? ` (${def.unit})` : ''}.`);
   bits.push(def.default_value ? `Default: ${valueText(def.default_value) || '""'}${unit}.` : 'Default: not set.');
-  if (def.resolution && def.resolution !== 'lowest priority number wins') bits.push(`Resolution: ${def.resolution}.`);
-  if (JSON_HELP[def.name] || JSON_HELP[def.type]) bits.push(JSON_HELP[def.name] || JSON_HELP[def.type]);
+  if (def.resolution && def.resolution !== 'lowest priority number wins' && !def.description.includes(def.resolution)) bits.push(`Resolution: ${def.resolution}.`);
+  const json = JSON_HELP[def.name] || JSON_HELP[def.type];
+  if (json && !def.description.includes('{')) bits.push(json);
   if (def.aliases && def.aliases.length) bits.push(`Also known as ${def.aliases.join(', ')}.`);
   return bits.join(' ');
 }

@@ -110,7 +110,7 @@ export async function detail(ctx) {
   const canModify = me.can('users.modify');
 
   // ---- state and actions
-  const stateEl = h('div', { id: 'user-state', class: 'actions-row', 'aria-live': 'polite' });
+  const stateEl = h('div', { id: 'user-status', class: 'actions-row', 'aria-live': 'polite' });
   const actionsEl = h('div', { id: 'user-actions', class: 'actions' });
   const patch = async (body, done) => {
     user = await api.patch(`/users/${enc(id)}`, body);
