@@ -3,7 +3,7 @@
 // Ids: #agents-table ([data-row="<agent id>"] rows with [data-action=drain]), #agents-refresh,
 // #agents-zone, #drain-deadline (in the drain dialog's form).
 
-import { h, mount, ui, api, page, localList, badge } from './common.js';
+import { h, ui, api, page, localList, badge } from './common.js';
 
 const enc = encodeURIComponent;
 
@@ -79,6 +79,5 @@ export async function list(ctx) {
   zoneForm.addEventListener('submit', (e) => { e.preventDefault(); ui.act(null, load); });
   const timer = setInterval(() => { load().catch(() => {}); }, 15000);
   ctx.onLeave(() => clearInterval(timer));
-  mount(summary, summary.textContent);
   return page(ctx, 'Agents', [refresh], zoneForm, summary, table.el);
 }

@@ -3,7 +3,7 @@
 // Ids: #audit-filter (#audit-source, #audit-kind, #audit-user, #audit-since, #audit-until,
 // #audit-target, #audit-actor), #audit-table ([data-row="<event id>"]).
 
-import { h, ui, api, page, pagedList, filterForm, userLink, isoFromLocal } from './common.js';
+import { h, ui, api, page, pagedList, filterForm, userLink, isoFromLocal, findUser } from './common.js';
 
 function actor(a) {
   const m = /^user:(.+)$/.exec(a || '');
@@ -58,11 +58,16 @@ export function list(ctx) {
   const form = filterForm('audit-filter', [
     source,
     ui.field({ id: 'audit-kind', name: 'kind', label: 'Event kind (e.g. setting.set)' }),
-    ui.field({ id: 'audit-user', name: 'user_id', label: 'User id', value: filters.user_id }),
+    ui.field({ id: 'audit-user', name: 'user_id', label: 'User (username or id)', value: filters.user_id }),
     ui.field({ id: 'audit-since', name: 'since', label: 'Since', type: 'datetime-local' }),
     ui.field({ id: 'audit-until', name: 'until', label: 'Until', type: 'datetime-local' }),
     policyOnly,
-  ], (v) => { sync(); filters = v; table.reload(); });
+  ], async (v) => {
+    sync();
+    try { v.user_id = await findUser(v.user_id, 'user_id'); } catch (err) { ui.toast(ui.errorText(err), 'error'); return; }
+    filters = v;
+    table.reload();
+  });
   table.reload();
   return page(ctx, 'Audit log', [], form, table.el);
 }

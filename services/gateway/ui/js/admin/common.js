@@ -181,6 +181,17 @@ export function userLink(id) {
   return a;
 }
 
+// The user id for `text`: an id is taken as it is; a username is looked up (exact, any case).
+// Rejects with an ApiError naming `field` when nobody has that name.
+export async function findUser(text, field = 'user') {
+  const t = String(text || '').trim();
+  if (!t || /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i.test(t)) return t;
+  const found = await api.get('/users', { username_contains: t, 'page.page_size': 100 });
+  const match = (found.users || []).find((u) => u.username.toLowerCase() === t.toLowerCase());
+  if (!match) throw new api.ApiError(404, 'not_found', `No user is called "${t}".`, field);
+  return match.id;
+}
+
 // Every page of a list route, up to `max` rows.
 export async function all(path, key, query = {}, max = 5000) {
   const out = [];

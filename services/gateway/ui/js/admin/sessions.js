@@ -3,7 +3,7 @@
 // Ids: #sessions-filter (#sessions-filter-user, -workspace, -agent, -state, -ended),
 // #sessions-table ([data-row="<session id>"] rows with [data-action=explain|force-delete]).
 
-import { h, ui, api, page, pagedList, filterForm, badge, userLink, workspaces, workspaceLabel, shortId } from './common.js';
+import { h, ui, api, page, pagedList, filterForm, badge, userLink, workspaces, workspaceLabel, shortId, findUser } from './common.js';
 
 const enc = encodeURIComponent;
 export const STATES = ['requested', 'starting', 'running', 'pausing', 'paused', 'stopping', 'stopped', 'deleting', 'deleted', 'failed', 'lost'];
@@ -62,16 +62,8 @@ export async function list(ctx) {
       options: [{ value: '', label: 'Any' }, ...STATES.map((s) => ({ value: s, label: s }))] }),
     ui.checkbox({ id: 'sessions-filter-ended', name: 'include_ended', label: 'Include ended', checked: filters.include_ended }),
   ], async (v) => {
-    let userId = v.user;
-    // A username is looked up; an id is used as it is.
-    if (userId && !/^[0-9a-f-]{32,36}$/i.test(userId)) {
-      try {
-        const found = await api.get('/users', { username_contains: userId, 'page.page_size': 50 });
-        const match = (found.users || []).find((u) => u.username.toLowerCase() === userId.toLowerCase());
-        if (!match) { ui.toast(`No user is called "${userId}".`, 'error'); return; }
-        userId = match.id;
-      } catch (err) { ui.toast(ui.errorText(err), 'error'); return; }
-    }
+    let userId;
+    try { userId = await findUser(v.user); } catch (err) { ui.toast(ui.errorText(err), 'error'); return; }
     filters = { user_id: userId, workspace_id: v.workspace_id, agent_id: v.agent_id, observed_state: v.observed_state, include_ended: v.include_ended };
     table.reload();
   });

@@ -188,7 +188,7 @@ export async function detail(ctx) {
     });
   }
 
-  const sections = [props, password, membership(ctx, user)];
+  const sections = [props, password, membership(ctx, user), userSettings(ctx, user, canModify)];
   if (me.can('file_mappings.view')) sections.push(filemaps.card(ctx, { user_id: id }));
 
   const links = h('div', { class: 'actions' },
@@ -252,4 +252,59 @@ function membership(ctx, user) {
   load();
   return h('section', { id: 'user-groups-card', class: 'card' }, h('h2', 'Groups'),
     h('p', { class: 'muted' }, 'Settings come from the strongest group (lowest priority number) that sets them.'), body, form);
+}
+
+// ---- the user's own settings (seeds/002) and SSH key
+
+const THEMES = [
+  { value: 'THEME_AUTO', label: 'Auto (the device\'s)' }, { value: 'THEME_LIGHT', label: 'Light' }, { value: 'THEME_DARK', label: 'Dark' },
+];
+
+function userSettings(ctx, user, canModify) {
+  const body = h('div', ui.spinner());
+  (async () => {
+    try {
+      const [st, key, images] = await Promise.all([
+        api.get(`/users/${enc(user.id)}/settings`, undefined, { signal: ctx.signal }),
+        api.get(`/users/${enc(user.id)}/ssh-key`, undefined, { signal: ctx.signal }).catch(() => null),
+        api.get(`/users/${enc(user.id)}/workspaces`, undefined, { signal: ctx.signal }).then((r) => r.workspaces || []).catch(() => []),
+      ]);
+      const box = ui.messageBox('user-settings-message');
+      const check = (id, name, label) => ui.checkbox({ id: `user-settings-${id}`, name, label, checked: !!st[name] });
+      const form = h('form', { id: 'user-settings-form' },
+        h('div', { class: 'checks' },
+          check('auto-launch', 'auto_launch_session', 'Auto launch session'),
+          check('show-tips', 'show_tips_during_session', 'Show tips during session'),
+          check('toggle-panel', 'toggle_control_panel', 'Toggle control panel with Ctrl twice'),
+          check('chat-sounds', 'chat_sound_effects', 'Chat sound effects')),
+        h('div', { class: 'grid-3' },
+          ui.select({ id: 'user-settings-default-workspace', name: 'default_workspace_image', label: 'Default workspace', value: st.default_workspace_image || '',
+            options: [{ value: '', label: '(the group\'s default_image)' }, ...images.map((w) => ({ value: w.id, label: w.friendly_name || w.name })),
+              ...(st.default_workspace_image && !images.some((w) => w.id === st.default_workspace_image) ? [{ value: st.default_workspace_image, label: st.default_workspace_image }] : [])] }),
+          ui.select({ id: 'user-settings-theme', name: 'theme', label: 'Theme', value: st.theme === 'THEME_UNSPECIFIED' ? 'THEME_AUTO' : st.theme, options: THEMES })),
+        box,
+        canModify ? h('button', { type: 'submit', id: 'user-settings-save', class: 'primary' }, 'Save settings') : null);
+      if (!canModify) form.querySelectorAll('input, select').forEach((i) => { i.disabled = true; });
+      ui.onSubmit(form, box, async (fd) => {
+        await api.patch(`/users/${enc(user.id)}/settings`, {
+          auto_launch_session: fd.get('auto_launch_session') === 'on',
+          show_tips_during_session: fd.get('show_tips_during_session') === 'on',
+          toggle_control_panel: fd.get('toggle_control_panel') === 'on',
+          chat_sound_effects: fd.get('chat_sound_effects') === 'on',
+          default_workspace_image: fd.get('default_workspace_image'),
+          theme: fd.get('theme'),
+        });
+        return 'Settings saved.';
+      });
+      mount(body, form,
+        h('h3', 'SSH key'),
+        key && key.public_key
+          ? facts('user-ssh', [['Public key', h('code', { class: 'cell-wrap' }, key.public_key)], ['Fingerprint', h('code', key.fingerprint)], ['Updated', ui.formatDate(key.updated_at)]])
+          : h('p', { id: 'user-ssh', class: 'muted' }, 'No SSH key.'));
+    } catch (err) {
+      mount(body, h('p', { class: 'message message-error', role: 'alert' }, ui.errorText(err)));
+    }
+  })();
+  return h('section', { id: 'user-settings-card', class: 'card' }, h('h2', 'User settings'),
+    h('p', { class: 'muted' }, 'The user\'s own choices (also on their profile page). The default workspace here beats the group\'s default_image.'), body);
 }
