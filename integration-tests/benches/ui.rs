@@ -63,10 +63,11 @@ async fn launches(chrome: &Chrome, label: &str, name: &str, ready: Ready<'_>, n:
         chrome.goto("/").await;
         let launch = launch_from_dashboard(chrome, name, ready).await;
         println!(
-            "  {label} run {run}: UI {}, session-manager {}, ratio {:.2}",
+            "  {label} run {run}: UI {}, session-manager {}, ratio {:.2}; ms after the click: {}",
             ms(launch.ui),
             ms(launch.service),
-            launch.ui.as_secs_f64() / launch.service.as_secs_f64()
+            launch.ui.as_secs_f64() / launch.service.as_secs_f64(),
+            launch.phases
         );
         ui.push(launch.ui);
         service.push(launch.service);
@@ -114,6 +115,26 @@ async fn main() {
         DEMO_LAUNCHES,
     )
     .await;
+    println!("== first load of each page, fresh browser, empty cache (budget < 100,000 bytes)");
+    let mut pages = pages::user_pages();
+    pages.push(pages::launch_page(&workspace));
+    for page in &pages {
+        let load =
+            pages::first_load(&programs, &gw.url, page, (&user.username, USER_PASSWORD)).await;
+        let foreign = load.foreign(&gw.url);
+        println!(
+            "{:<10} {:>7} bytes transferred, {:>2} requests ({}); other hosts: {}",
+            page.name,
+            load.bytes(),
+            load.requests.len(),
+            load.kinds(),
+            if foreign.is_empty() {
+                "none".to_owned()
+            } else {
+                format!("{foreign:?}")
+            }
+        );
+    }
     let desktop_present = Command::new("docker")
         .args(["image", "inspect", DESKTOP_IMAGE])
         .output()
@@ -140,25 +161,4 @@ async fn main() {
         );
     }
     chrome.close().await;
-
-    println!("== first load of each page, fresh browser, empty cache (budget < 100,000 bytes)");
-    let mut pages = pages::user_pages();
-    pages.push(pages::launch_page(&workspace));
-    for page in &pages {
-        let load =
-            pages::first_load(&programs, &gw.url, page, (&user.username, USER_PASSWORD)).await;
-        let foreign = load.foreign(&gw.url);
-        println!(
-            "{:<10} {:>7} bytes transferred, {:>2} requests ({}); other hosts: {}",
-            page.name,
-            load.bytes(),
-            load.requests.len(),
-            load.kinds(),
-            if foreign.is_empty() {
-                "none".to_owned()
-            } else {
-                format!("{foreign:?}")
-            }
-        );
-    }
 }

@@ -250,9 +250,8 @@ impl Chrome {
                 return element;
             }
             if Instant::now() > deadline {
-                let url = self.client.current_url().await.map(|u| u.to_string());
-                let text = self.body_text().await;
-                panic!("{css} never showed within {timeout:?} at {url:?}; the page says:\n{text}");
+                let page = self.describe().await;
+                panic!("{css} never showed within {timeout:?}; {page}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -276,11 +275,21 @@ impl Chrome {
                 return value;
             }
             if Instant::now() > deadline {
-                let text = self.body_text().await;
-                panic!("{what}: not within {timeout:?}; the page says:\n{text}");
+                let page = self.describe().await;
+                panic!("{what}: not within {timeout:?}; {page}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Where the browser is and what it shows, frames included: for failure messages.
+    pub async fn describe(&self) -> String {
+        self.client
+            .execute(DESCRIBE, vec![])
+            .await
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "(the page could not be read)".into())
     }
 
     /// The visible text of the current document.
@@ -323,6 +332,26 @@ impl Drop for Chrome {
         kill_group(&mut self.driver);
     }
 }
+
+const DESCRIBE: &str = r#"
+const text = (d) => (d && d.body ? d.body.innerText : '').slice(0, 2000);
+let out = `the page at ${location.href} says:\n${text(document)}`;
+for (const f of document.querySelectorAll('iframe')) {
+  try {
+    const d = f.contentDocument;
+    const status = d && d.getElementById('noVNC_status');
+    out += `\n-- frame ${f.getAttribute('src')} at ${d ? d.location.href : '?'}`
+      + ` (classes: ${d ? d.documentElement.className : ''})`
+      + (status ? `, noVNC status: ${status.textContent}` : '')
+      + `:\n${text(d)}`
+      + `\n   its requests: ${f.contentWindow.performance.getEntriesByType('resource')
+          .map((e) => `${e.name.replace(location.origin, '')} ${e.responseStatus}`).join(', ')}`;
+  } catch (e) {
+    out += `\n-- frame ${f.getAttribute('src')}: not readable (${e})`;
+  }
+}
+return out;
+"#;
 
 const FETCH: &str = r#"
 const [method, path, body, csrf, done] = arguments;

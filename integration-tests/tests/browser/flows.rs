@@ -55,6 +55,11 @@ pub struct Launch {
     pub ui: Duration,
     /// The session-manager's `created_at` → `started_at` for the same session.
     pub service: Duration,
+    /// Where the time went, in ms since the click: the session request sent and answered
+    /// (Resource Timing), the session-manager's `created_at` and `started_at` (`created`,
+    /// `running`), the session view's first read of the session, the session frame's request
+    /// sent and its page received.
+    pub phases: Value,
 }
 
 /// What says that a session's page is up in the session frame.
@@ -105,10 +110,22 @@ pub async fn launch_from_dashboard(chrome: &Chrome, name: &str, ready: Ready<'_>
             false,
         )
         .await;
+    // The session-manager's two moments on the page's clock (one machine, one wall clock).
+    let mut phases = done["phases"].clone();
+    let t0 = done["t0_epoch_ms"].as_f64().unwrap_or(0.0);
+    for (name, field) in [("created", "created_at"), ("running", "started_at")] {
+        if let Some(at) = session[field]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        {
+            phases[name] = json!((at.timestamp_micros() as f64 / 1000.0 - t0).round());
+        }
+    }
     Launch {
         session_id,
         ui,
         service: span(&session, "created_at", "started_at"),
+        phases,
     }
 }
 
@@ -220,7 +237,26 @@ const timer = setInterval(() => {
     : d.body.innerText.includes(expect);
   if (ready) {
     clearInterval(timer);
-    window.__atriumLaunch = { ms: performance.now() - t0, path: location.pathname };
+    const at = (x) => Math.round(x - t0);
+    const phases = {};
+    for (const e of performance.getEntriesByType('resource')) {
+      if (e.startTime < t0) continue;
+      if (/\/api\/v1\/sessions$/.test(e.name) && phases.request_sent === undefined) {
+        phases.request_sent = at(e.startTime);
+        phases.request_answered = at(e.responseEnd);
+      }
+      if (/\/api\/v1\/sessions\/[0-9a-f-]{36}$/.test(e.name) && phases.session_read === undefined) {
+        phases.session_read = at(e.responseEnd);
+      }
+      if (e.initiatorType === 'iframe' && /\/session\//.test(e.name) && phases.frame_requested === undefined) {
+        phases.frame_requested = at(e.startTime);
+        phases.frame_received = at(e.responseEnd);
+      }
+    }
+    window.__atriumLaunch = {
+      ms: performance.now() - t0, path: location.pathname, phases,
+      t0_epoch_ms: performance.timeOrigin + t0,
+    };
   }
 }, 10);
 "#;

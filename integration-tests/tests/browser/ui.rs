@@ -33,8 +33,8 @@ async fn sign_in_launch_write_a_note_stop_resume_and_find_it_then_delete() {
     let launch = launch_from_dashboard(&chrome, &name, Ready::Text(DEMO_TITLE)).await;
     let id = launch.session_id.clone();
     eprintln!(
-        "launch: UI {:?}, session-manager {:?}",
-        launch.ui, launch.service
+        "launch: UI {:?}, session-manager {:?}, ms after the click: {}",
+        launch.ui, launch.service, launch.phases
     );
 
     // A note, typed and saved in the workspace's own page inside the frame.
