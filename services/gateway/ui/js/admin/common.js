@@ -72,7 +72,7 @@ export function pagedList({ id, load, table, pageSize = 50, signal }) {
   const tokens = [''];
   let index = 0;
   let next = '';
-  const body = h('div', { id: `${id}-body`, 'aria-live': 'polite' });
+  const body = h('div', { id: `${id}-body` });
   const status = h('span', { id: `${id}-status`, class: 'muted', role: 'status' });
   const prev = h('button', { type: 'button', id: `${id}-prev`, class: 'small', onclick: () => go(index - 1) }, '← Previous');
   const nextBtn = h('button', { type: 'button', id: `${id}-next`, class: 'small', onclick: () => go(index + 1) }, 'Next →');

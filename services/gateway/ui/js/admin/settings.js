@@ -166,7 +166,7 @@ export async function editor(ctx, groupId) {
     const state = h('span', { id: `${id}-state` });
     const saveBtn = locked ? null : h('button', { type: 'submit', id: `${id}-save`, class: 'small primary' }, 'Save');
     const unsetBtn = locked ? null : h('button', { type: 'button', id: `${id}-unset`, class: 'small', onclick: () => unset(name) }, 'Unset');
-    const form = h('form', { class: 'setting-form', 'aria-label': name, novalidate: true },
+    const form = h('form', { class: 'setting-form', novalidate: true },
       h('div', { class: 'setting-head' }, h('label', { for: id, class: 'setting-name' }, name), state),
       h('small', { id: `${id}-help`, class: 'help' }, help(def),
         ADMIN_ONLY.has(name) && !user.isAdmin ? ' Only administrators may change it.' : ''),
