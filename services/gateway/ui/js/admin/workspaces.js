@@ -3,7 +3,7 @@
 // persistent profile path for administrators (the policy service withholds them from others);
 // its file mappings.
 
-import { h, mount, ui, api, page, localList, badge, zones as allZones, workspaceLabel } from './common.js';
+import { h, mount, ui, api, page, localList, badge, zones as allZones, workspaceLabel, fieldMessage } from './common.js';
 import * as filemaps from './filemaps.js';
 
 const enc = encodeURIComponent;
@@ -65,7 +65,7 @@ function parseEnv(text, field) {
   const out = {};
   for (const line of text.split('\n').map((l) => l.trim()).filter(Boolean)) {
     const i = line.indexOf('=');
-    if (i <= 0) throw new api.ApiError(400, 'invalid_field', `${field}: "${line}" is not KEY=VALUE.`, field);
+    if (i <= 0) throw new api.ApiError(400, 'invalid_field', `"${line}" is not KEY=VALUE.`, field);
     out[line.slice(0, i).trim()] = line.slice(i + 1);
   }
   return out;
@@ -79,10 +79,20 @@ function parseVolumes(text) {
   return text.split('\n').map((l) => l.trim()).filter(Boolean).map((line) => {
     const [host_path, container_path, mode = 'rw'] = line.split(':');
     if (!host_path || !container_path) {
-      throw new api.ApiError(400, 'invalid_field', `volume_mappings: "${line}" is not /host/path:/container/path:rw|ro.`, 'volume_mappings');
+      throw new api.ApiError(400, 'invalid_field', `"${line}" is not /host/path:/container/path:rw or ro.`, 'volume_mappings');
     }
     return { host_path, container_path, mode };
   });
+}
+
+// A refusal naming a nested field ("workspace.volume_mappings[0].host_path") names the form's
+// input that holds it ("volume_mappings"), so that input is marked; the message keeps the path.
+function retarget(err) {
+  if (!err || err.name !== 'ApiError' || !err.field) return err;
+  const parts = err.field.replace(/^workspace\./, '').split('.').map((p) => p.replace(/\[\d+\]$/, ''));
+  let name = parts[0];
+  if (name === 'exec_config' && parts[1]) name = `hook_${parts[1]}_${parts[2] === 'environment' ? 'env' : (parts[2] || 'cmd')}`;
+  return new api.ApiError(err.status, err.code, fieldMessage(err).replace(/^workspace\./, ''), name);
 }
 
 async function form(ctx, w) {
@@ -142,7 +152,8 @@ async function form(ctx, w) {
     canWrite ? h('button', { type: 'submit', id: 'workspace-save', class: 'primary' }, isNew ? 'Create workspace' : 'Save workspace') : null);
   if (!canWrite) el.querySelectorAll('input, select, textarea').forEach((i) => { i.disabled = true; });
 
-  ui.onSubmit(el, box, async (fd) => {
+  ui.onSubmit(el, box, (fd) => save(fd).catch((err) => { throw retarget(err); }));
+  async function save(fd) {
     const get = (k) => String(fd.get(k) ?? '');
     const out = {
       ...(isNew ? {} : { id: w.id }),
@@ -186,7 +197,7 @@ async function form(ctx, w) {
     const saved = await api.put(`/workspaces/${enc(w.id)}`, out);
     document.getElementById('page-title').textContent = `Workspace ${workspaceLabel(saved)}`;
     return 'Saved.';
-  });
+  }
 
   const actions = [];
   if (!isNew && user.can('workspaces.delete')) {
