@@ -60,6 +60,8 @@ export function list(ctx) {
         { key: 'realm', label: 'Realm', render: (u) => realmName(u.realm) },
         { key: 'state', label: 'State', render: flags },
         { key: 'last', label: 'Last session', render: (u) => ui.formatDate(u.last_session_at) },
+        { key: 'explain', label: 'Policy', render: (u) => ctx.user.can('settings.view')
+          ? h('a', { href: `/admin/users/${enc(u.id)}/policy`, dataset: { action: 'explain' } }, 'Explain') : '' },
       ],
     },
   });
@@ -189,6 +191,7 @@ export async function detail(ctx) {
   }
 
   const sections = [props, password, membership(ctx, user), userSettings(ctx, user, canModify)];
+  if (me.can('reports.view')) sections.push(usage(ctx, user));
   if (me.can('file_mappings.view')) sections.push(filemaps.card(ctx, { user_id: id }));
 
   const links = h('div', { class: 'actions' },
@@ -307,4 +310,24 @@ function userSettings(ctx, user, canModify) {
   })();
   return h('section', { id: 'user-settings-card', class: 'card' }, h('h2', 'User settings'),
     h('p', { class: 'muted' }, 'The user\'s own choices (also on their profile page). The default workspace here beats the group\'s default_image.'), body);
+}
+
+// ---- usage (GET /usage/<id>): the usage_limit window and time by day
+
+function usage(ctx, user) {
+  const body = h('div', ui.spinner());
+  (async () => {
+    try {
+      const u = await api.get(`/usage/${enc(user.id)}`, { user_id: user.id, days: 30 }, { signal: ctx.signal });
+      const c = u.current || {};
+      const total = (u.history || []).reduce((n, d) => n + Number(d.seconds || 0), 0);
+      mount(body,
+        h('p', { id: 'user-usage-summary' }, c.limited ? c.summary : 'No usage_limit applies.',
+          c.limited && !c.allowed ? [' ', badge('allowance spent', 'danger')] : null),
+        h('p', { class: 'muted' }, `${(total / 3600).toFixed(2)} h in the last ${(u.history || []).length} days (${u.timezone || 'UTC'}); ${c.open_sessions || 0} session(s) charging now.`));
+    } catch (err) {
+      mount(body, h('p', { class: 'message message-error', role: 'alert' }, ui.errorText(err)));
+    }
+  })();
+  return h('section', { id: 'user-usage', class: 'card' }, h('h2', 'Usage'), body);
 }
