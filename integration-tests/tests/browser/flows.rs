@@ -219,14 +219,16 @@ try { d = f && f.contentDocument; } catch (e) { return false; }
 return !!(d && d.body && d.body.innerText.includes(window.__atriumExpect));
 "#;
 
-/// Polls every 10 ms from now for the session frame to be ready (`arguments[0]`: "text" with
+/// From the click, polls every 10 ms for the session frame to be ready (`arguments[0]`: "text" with
 /// the text in `arguments[1]`, or "novnc"), then records the elapsed time and the app's path in
 /// `window.__atriumLaunch` (the app routes with history, so the page's globals live on across
 /// its pages).
 const ARM_LAUNCH_TIMER: &str = r#"
 const [mode, expect] = arguments;
 window.__atriumLaunch = null;
-const t0 = performance.now();
+// The clock starts when the click reaches the page (not when WebDriver is asked to click).
+let t0 = performance.now();
+document.addEventListener('click', () => { t0 = performance.now(); }, { capture: true, once: true });
 const timer = setInterval(() => {
   const f = document.getElementById('session-frame');
   let d = null;
