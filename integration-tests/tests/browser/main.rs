@@ -9,6 +9,7 @@
 #[path = "../gateway/common.rs"]
 mod stack;
 
+mod admin;
 mod api;
 mod common;
 mod desktop;
