@@ -1,6 +1,7 @@
 //! docs/screenshots/*.png, taken from the real UI on the real stack (`scripts/screenshots`
 //! runs this ignored test): the login page, the dashboard, a launch in progress, the demo
-//! workspace and the desktop running in the session view, and admin pages when they exist.
+//! workspace and the desktop running in the session view, the admin's users and a group's
+//! settings editor refusing a value.
 //! `ATRIUM_SCREENSHOTS_DIR` writes them elsewhere.
 
 use std::path::PathBuf;
@@ -220,5 +221,34 @@ async fn screenshots() {
         eprintln!("no desktop image: desktop-session.png not taken (atrium image build-desktop)");
     }
     chrome.close().await;
+
+    // Two admin pages: the users, and a group's settings editor refusing a value.
+    let admin = Chrome::start(&programs, &gw.url).await;
+    crate::admin::admin_at(&admin, "/admin/users").await;
+    admin.wait_for("#users-table", STEP).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await; // the welcome toast goes
+    admin.screenshot(&dir.join("admin-users.png")).await;
+    admin
+        .goto(&format!("/admin/groups/{}", maria.group_id))
+        .await;
+    admin
+        .wait_for("#settings-filter", STEP)
+        .await
+        .send_keys("keepalive")
+        .await
+        .expect("filter the settings");
+    crate::admin::save_setting(&admin, "keepalive_expiration", "-5").await;
+    admin
+        .wait_for("#setting-keepalive_expiration-error", STEP)
+        .await;
+    admin
+        .js(
+            "document.getElementById('settings-editor').scrollIntoView()",
+            vec![],
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    admin.screenshot(&dir.join("admin-settings.png")).await;
+    admin.close().await;
     eprintln!("screenshots in {}", dir.display());
 }
