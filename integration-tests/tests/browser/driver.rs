@@ -45,6 +45,8 @@ pub struct Chrome {
     /// The gateway's URL (`http://127.0.0.1:port`); paths given to the helpers are under it.
     pub base: String,
     driver: Child,
+    /// chromedriver's URL (`http://127.0.0.1:port`).
+    pub driver_url: String,
     /// The profile and chromedriver's log; removed with the browser.
     _dir: tempfile::TempDir,
 }
@@ -146,6 +148,7 @@ impl Chrome {
         }
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("chrome"));
+        caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
         caps.insert(
             "goog:chromeOptions".into(),
             json!({"binary": chromium, "args": args}),
@@ -162,6 +165,7 @@ impl Chrome {
             client,
             base: base.trim_end_matches('/').to_owned(),
             driver,
+            driver_url: format!("http://127.0.0.1:{port}"),
             _dir: dir,
         };
         // A page of the gateway's origin, so scripts can fetch with its cookies.
@@ -282,14 +286,49 @@ impl Chrome {
         }
     }
 
-    /// Where the browser is and what it shows, frames included: for failure messages.
+    /// Where the browser is and what it shows, frames included, and the console's errors: for
+    /// failure messages.
     pub async fn describe(&self) -> String {
-        self.client
+        let page = self
+            .client
             .execute(DESCRIBE, vec![])
             .await
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_else(|| "(the page could not be read)".into())
+            .unwrap_or_else(|| "(the page could not be read)".into());
+        let errors: Vec<String> = self
+            .console()
+            .await
+            .into_iter()
+            .filter(|l| l.contains("SEVERE"))
+            .collect();
+        format!("{page}\n-- console errors:\n{}", errors.join("\n"))
+    }
+
+    /// The browser console's messages since the last call (errors of failed loads among them).
+    pub async fn console(&self) -> Vec<String> {
+        let Ok(Some(id)) = self.client.session_id().await else {
+            return Vec::new();
+        };
+        let url = format!("{}/session/{id}/se/log", self.driver_url);
+        let answer = reqwest::Client::new()
+            .post(url)
+            .json(&json!({"type": "browser"}))
+            .send()
+            .await;
+        let Ok(answer) = answer else {
+            return Vec::new();
+        };
+        let body: Value = answer.json().await.unwrap_or(Value::Null);
+        body["value"]
+            .as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .map(|e| format!("{} {}", e["level"], e["message"]))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The visible text of the current document.
