@@ -63,11 +63,16 @@ async fn launches(chrome: &Chrome, label: &str, name: &str, ready: Ready<'_>, n:
         chrome.goto("/").await;
         let launch = launch_from_dashboard(chrome, name, ready).await;
         println!(
-            "  {label} run {run}: UI {}, session-manager {}, ratio {:.2}; ms after the click: {}",
+            "  {label} run {run}: UI {}, session-manager {}, ratio {:.2}; ms after the click: {}{}",
             ms(launch.ui),
             ms(launch.service),
             launch.ui.as_secs_f64() / launch.service.as_secs_f64(),
-            launch.phases
+            launch.phases,
+            if launch.network_changed > 0 {
+                " (DISTURBED: the frame was reloaded after Docker changed the network)"
+            } else {
+                ""
+            }
         );
         ratios.push(launch.ui.as_secs_f64() / launch.service.as_secs_f64());
         ui.push(launch.ui);

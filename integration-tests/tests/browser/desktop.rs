@@ -58,8 +58,9 @@ async fn the_desktop_launched_from_the_ui_connects_novnc_through_the_proxy() {
     sign_in_to_dashboard(&chrome, &dave.username, USER_PASSWORD).await;
     let launch = launch_from_dashboard(&chrome, &name, Ready::NoVncConnected).await;
     eprintln!(
-        "desktop: noVNC connected {:?} after the click; the session-manager's request→running {:?}",
-        launch.ui, launch.service
+        "desktop: noVNC connected {:?} after the click; the session-manager's request→running \
+         {:?}; frame reloads after a network change: {}",
+        launch.ui, launch.service, launch.network_changed
     );
     // The status line says so too, in noVNC's words.
     let status = chrome

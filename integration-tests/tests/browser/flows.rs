@@ -60,6 +60,9 @@ pub struct Launch {
     /// `running`), the session view's first read of the session, the session frame's request
     /// sent and its page received.
     pub phases: Value,
+    /// How often the frame was reloaded because Docker changed the host's network mid-load
+    /// (the launch's time then includes the reload).
+    pub network_changed: u32,
 }
 
 /// What says that a session's page is up in the session frame.
@@ -89,13 +92,35 @@ pub async fn launch_from_dashboard(chrome: &Chrome, name: &str, ready: Ready<'_>
         .js(ARM_LAUNCH_TIMER, vec![json!(mode), json!(text)])
         .await;
     button.click().await.expect("press launch");
-    let done = chrome
-        .wait_until(
-            &format!("the session frame {ready:?}"),
-            "return window.__atriumLaunch || null",
-            LAUNCH,
-        )
-        .await;
+    // Chromium aborts requests in flight with ERR_NETWORK_CHANGED when the host's network
+    // interfaces change, which Docker does whenever a container starts or goes (any test's,
+    // on this machine). A browser on a user's own machine never sees that: reload the frame.
+    let mut network_changed = 0;
+    let deadline = std::time::Instant::now() + LAUNCH;
+    let done = loop {
+        let done = chrome
+            .js("return window.__atriumLaunch || null", vec![])
+            .await;
+        if !done.is_null() {
+            break done;
+        }
+        let console = chrome.console().await;
+        if console.iter().any(|l| l.contains("ERR_NETWORK_CHANGED")) && network_changed < 3 {
+            network_changed += 1;
+            eprintln!("the host's network changed during the load (Docker): the frame is reloaded");
+            chrome
+                .js(
+                    "const f = document.getElementById('session-frame'); if (f) f.src = f.src;",
+                    vec![],
+                )
+                .await;
+        }
+        if std::time::Instant::now() > deadline {
+            let page = chrome.describe().await;
+            panic!("the session frame {ready:?}: not within {LAUNCH:?}; {page}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let ui = Duration::from_secs_f64(done["ms"].as_f64().unwrap_or(0.0) / 1000.0);
     let path = done["path"].as_str().unwrap_or_default();
     let session_id = path
@@ -126,6 +151,7 @@ pub async fn launch_from_dashboard(chrome: &Chrome, name: &str, ready: Ready<'_>
         ui,
         service: span(&session, "created_at", "started_at"),
         phases,
+        network_changed,
     }
 }
 
