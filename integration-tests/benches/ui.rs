@@ -129,9 +129,15 @@ async fn main() {
     println!("== first load of each page, fresh browser, empty cache (budget < 100,000 bytes)");
     let mut pages = pages::user_pages();
     pages.push(pages::launch_page(&workspace));
-    for page in &pages {
-        let load =
-            pages::first_load(&programs, &gw.url, page, (&user.username, USER_PASSWORD)).await;
+    let admin_pages = pages::admin_pages(&user.group_id);
+    let as_user = (user.username.as_str(), USER_PASSWORD);
+    let as_admin = ("admin", atrium_integration_tests::ADMIN_PASSWORD);
+    for (page, login) in pages
+        .iter()
+        .map(|p| (p, as_user))
+        .chain(admin_pages.iter().map(|p| (p, as_admin)))
+    {
+        let load = pages::first_load(&programs, &gw.url, page, login).await;
         let foreign = load.foreign(&gw.url);
         println!(
             "{:<10} {:>7} bytes transferred, {:>2} requests ({}); other hosts: {}",

@@ -154,6 +154,31 @@ pub fn user_pages() -> Vec<Page> {
     ]
 }
 
+/// The admin pages (the administrator signs in): home, users, and a group with its settings
+/// editor.
+pub fn admin_pages(group_id: &str) -> Vec<Page> {
+    vec![
+        Page {
+            name: "admin",
+            path: "/admin".into(),
+            ready: "#admin-sections",
+            signed_in: true,
+        },
+        Page {
+            name: "users",
+            path: "/admin/users".into(),
+            ready: "#users-table",
+            signed_in: true,
+        },
+        Page {
+            name: "group",
+            path: format!("/admin/groups/{group_id}"),
+            ready: "#settings-editor",
+            signed_in: true,
+        },
+    ]
+}
+
 /// `/launch/<workspace>`: the launch page, then the session view with the workspace's page in
 /// its frame.
 pub fn launch_page(workspace: &str) -> Page {

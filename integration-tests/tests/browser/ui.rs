@@ -161,11 +161,16 @@ async fn every_pages_first_load_stays_under_100_kb_and_asks_only_the_gateway() {
         let (workspace, _) = demo(&gw).await;
         pages.push(crate::pages::launch_page(&workspace));
     }
+    let admin_pages = crate::pages::admin_pages(&erin.group_id);
+    let as_erin = (erin.username.as_str(), USER_PASSWORD);
+    let as_admin = ("admin", atrium_integration_tests::ADMIN_PASSWORD);
     let mut failures = Vec::new();
-    for page in &pages {
-        let load =
-            crate::pages::first_load(&programs, &gw.url, page, (&erin.username, USER_PASSWORD))
-                .await;
+    for (page, login) in pages
+        .iter()
+        .map(|p| (p, as_erin))
+        .chain(admin_pages.iter().map(|p| (p, as_admin)))
+    {
+        let load = crate::pages::first_load(&programs, &gw.url, page, login).await;
         let bytes = load.bytes();
         eprintln!(
             "{:<10} {:>7} bytes in {:>2} requests ({})",
