@@ -316,6 +316,19 @@ async fn each_right_grants_exactly_itself() {
     })
     .await
     .expect("own usage");
+    let own = c
+        .get_usage(usage_pb::GetUsageRequest {
+            user_id: String::new(),
+            days: 3,
+        })
+        .await
+        .expect("own usage, the user left empty")
+        .into_inner();
+    assert_eq!(
+        own.current.map(|c| c.user_id),
+        Some(plain.id.clone()),
+        "empty means the caller"
+    );
     let other = viewer.id.clone();
     denied(
         c.check_usage(usage_pb::CheckUsageRequest {
@@ -543,8 +556,16 @@ async fn bad_input_is_refused_naming_the_field() {
         .expect("rates")
         .into_inner();
     assert!(rates.rates.is_empty(), "nothing half-written: {rates:?}");
+    // Empty means the signed-in caller (the UI's /api/v1/me/usage).
+    let own = c
+        .check_usage(usage_pb::CheckUsageRequest {
+            user_id: String::new(),
+        })
+        .await
+        .expect("the caller's own check")
+        .into_inner();
+    assert!(own.allowed, "{own:?}");
     for (user_id, field) in [
-        ("", "user_id"),
         ("nobody", "user_id"),
         ("5a0c2f4e-1d2b-4c3a-9e8f-7a6b5c4d3e2f", "user_id"),
     ] {
@@ -567,6 +588,14 @@ async fn bad_input_is_refused_naming_the_field() {
 
     // A batch with one bad event is refused whole.
     let mut sm = usage_as(&stack, Caller::Service(ServiceId::SessionManager)).await;
+    // A service has no "own" usage: it must name the user.
+    let e = sm
+        .check_usage(usage_pb::CheckUsageRequest {
+            user_id: String::new(),
+        })
+        .await
+        .expect_err("a service without a user");
+    assert_eq!(field_of(e), "user_id");
     let good = event_for("0a7e0000-0000-4000-8000-00000000000a");
     let mut bad = event_for("0a7e0000-0000-4000-8000-00000000000a");
     bad.kind = "exploded".into();

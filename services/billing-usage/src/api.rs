@@ -70,7 +70,12 @@ async fn require(core: &Core, caller: &Principal, permission: &str) -> ApiResult
 }
 
 /// The user whose usage is asked for: the caller themselves, or anyone with reports.view.
+/// The user whose usage `caller` asks for: `raw`, or the signed-in caller when it is empty.
 async fn readable_user(core: &Core, caller: &Principal, raw: &str) -> ApiResult<String> {
+    let raw = match caller {
+        Principal::User(u) if raw.trim().is_empty() => u.user_id.as_str(),
+        _ => raw,
+    };
     let user_id = validate::uuid("user_id", raw)?;
     if let Principal::User(u) = caller
         && u.scope == TokenScope::Full
