@@ -1,16 +1,20 @@
 //! The real desktop in the browser: launched from its card in the UI, noVNC in the session
-//! frame reaches "connected" over the gateway's proxy (the page, then the WebSocket).
+//! frame reaches "connected" over the gateway's proxy (the page, then the WebSocket), and a
+//! command typed into its terminal runs in the session's container.
 //!
 //! The image comes from `atrium image build-desktop` (debootstrap the first time, a few minutes;
 //! afterwards found by its recipe hash at once).
 
 use std::process::Command;
+use std::time::Duration;
 
 use atrium_integration_tests::{USER_PASSWORD, cargo_binary, demo_workspace};
 
 use crate::common::{user, wait_state};
 use crate::driver::{Chrome, browser_enabled};
-use crate::flows::{LAUNCH, Ready, launch_from_dashboard, sign_in_to_dashboard};
+use crate::flows::{
+    LAUNCH, Ready, STEP, in_frame, launch_from_dashboard, leave_frame, sign_in_to_dashboard,
+};
 use crate::stack::Gateway;
 
 /// The desktop image's tag, built or found by `atrium image build-desktop`.
@@ -75,6 +79,7 @@ async fn the_desktop_launched_from_the_ui_connects_novnc_through_the_proxy() {
         status.as_str().unwrap_or_default().starts_with("Connected"),
         "{status}"
     );
+    type_into_the_terminal(&chrome, &launch.session_id).await;
     let (status, body) = chrome
         .fetch(
             "DELETE",
@@ -92,4 +97,55 @@ async fn the_desktop_launched_from_the_ui_connects_novnc_through_the_proxy() {
     )
     .await;
     chrome.close().await;
+}
+
+/// Clicks into the desktop (the xterm JWM opened fills the middle of the screen) and types a
+/// command as key presses through noVNC; the file it makes must appear in the session's
+/// container.
+async fn type_into_the_terminal(chrome: &Chrome, session_id: &str) {
+    use fantoccini::actions::{InputSource as _, KeyAction, KeyActions};
+    let marker = format!(
+        "typed-in-the-browser-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    in_frame(chrome).await;
+    let canvas = chrome.wait_for("#noVNC_container canvas", STEP).await;
+    canvas.click().await.expect("click into the desktop");
+    let mut keys = KeyActions::new("keyboard".into());
+    for ch in format!("touch /tmp/{marker}").chars().chain(['\u{E007}']) {
+        keys = keys
+            .then(KeyAction::Down { value: ch })
+            .then(KeyAction::Up { value: ch });
+    }
+    chrome
+        .client
+        .perform_actions(keys)
+        .await
+        .expect("type into the desktop");
+    leave_frame(chrome).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let listed = Command::new("docker")
+            .args(["ps", "-q", "--filter"])
+            .arg(format!("label=atrium.session_id={session_id}"))
+            .output()
+            .expect("docker ps");
+        let container = String::from_utf8_lossy(&listed.stdout).trim().to_owned();
+        if !container.is_empty() {
+            let found = Command::new("docker")
+                .args(["exec", &container, "test", "-e"])
+                .arg(format!("/tmp/{marker}"))
+                .status()
+                .expect("docker exec");
+            if found.success() {
+                return;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "typing `touch /tmp/{marker}` into the desktop's terminal made no file in 20 s \
+             (container {container:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
