@@ -70,6 +70,11 @@ pub struct UpArgs {
     /// workspace, which is otherwise created when its image has been built).
     #[arg(long)]
     pub no_demo: bool,
+    /// Also build the desktop workspace image when it is missing (`atrium image build-desktop`:
+    /// needs root and debootstrap, a few minutes the first time), so the first start offers
+    /// the "Desktop" workspace too.
+    #[arg(long, conflicts_with = "no_demo")]
+    pub desktop: bool,
     /// Redis for heartbeats and session keepalives; without it they are kept in this process.
     #[arg(long, visible_alias = "redis", env = "ATRIUM_REDIS_URL")]
     pub redis_url: Option<String>,
@@ -150,11 +155,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     } else {
         demo::ensure_image(&args.docker_host).await
     };
-    let desktop_image = if args.no_demo {
+    let mut desktop_image = if args.no_demo {
         DesktopImage::Unknown
     } else {
         desktop::look(&args.docker_host).await
     };
+    if args.desktop && desktop_image == DesktopImage::Missing {
+        desktop_image = desktop::build().await;
+    }
     let running = Launcher::start(config, &roles).await.map_err(|e| {
         let hint = roles
             .iter()
@@ -309,11 +317,12 @@ fn print_desktop(image: &DesktopImage, workspace: Option<&DemoWorkspace>) {
             println!(
                 "A real desktop (Xvnc, a window manager, noVNC) can be built from Debian packages:"
             );
+            println!("  sudo atrium image build-desktop, or start with `atrium up --desktop`.");
             println!(
-                "  sudo atrium image build-desktop   (then restart on a new data directory, or"
+                "  After a first start, add its workspace by hand (or use a new data directory):"
             );
             println!(
-                "  atrium workspace create --image {} --name {:?})",
+                "  atrium workspace create --image {} --name {:?}",
                 desktop::IMAGE,
                 desktop::FRIENDLY_NAME
             );

@@ -1,7 +1,8 @@
 //! The desktop workspace in `atrium up`: when the desktop image (`atrium image build-desktop`)
 //! is on the agent's Docker engine, the start that creates the administrator also puts a
-//! "Desktop" workspace in the catalogue for All Users, beside the demo. The image is never
-//! built here: that needs root, debootstrap and a few minutes, so it is the operator's call.
+//! "Desktop" workspace in the catalogue for All Users, beside the demo. The image is built only
+//! with `--desktop`: that needs root, debootstrap and a few minutes, so it is the operator's
+//! call.
 
 use atrium_proto::policy::v1::Workspace;
 
@@ -36,6 +37,28 @@ pub async fn look(docker_host: &str) -> DesktopImage {
             DesktopImage::Missing
         }
         _ => DesktopImage::Unknown,
+    }
+}
+
+/// Builds the desktop image (`atrium up --desktop`), printing progress; a failure is said
+/// and `atrium up` goes on without the desktop.
+pub async fn build() -> DesktopImage {
+    eprintln!("==> building the desktop image {IMAGE} (a few minutes the first time)");
+    let options = atrium_desktop::BuildOptions::new(IMAGE.to_owned());
+    let built = tokio::task::spawn_blocking(move || {
+        atrium_desktop::build_image(&options, &mut |line| eprintln!("==> {line}"))
+    })
+    .await;
+    match built {
+        Ok(Ok(_)) => DesktopImage::Present,
+        Ok(Err(e)) => {
+            eprintln!("==> the desktop image was not built: {e:#}");
+            DesktopImage::Missing
+        }
+        Err(e) => {
+            eprintln!("==> the desktop image was not built: {e}");
+            DesktopImage::Missing
+        }
     }
 }
 
