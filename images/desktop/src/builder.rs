@@ -255,7 +255,7 @@ pub fn write_recipe(dir: &Path) -> Result<(), BuildError> {
 }
 
 /// The effective uid, from /proc/self/status (`Uid: real effective saved fs`).
-fn effective_uid() -> Result<u32, BuildError> {
+pub fn effective_uid() -> Result<u32, BuildError> {
     let status = std::fs::read_to_string("/proc/self/status").map_err(io_error(
         "read /proc/self/status to learn the effective uid",
     ))?;
@@ -271,7 +271,7 @@ fn parse_effective_uid(status: &str) -> Option<u32> {
 }
 
 /// `name` on PATH or in the sbin directories a non-login root shell may lack.
-fn which(name: &str) -> Option<PathBuf> {
+pub fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))

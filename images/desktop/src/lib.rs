@@ -11,5 +11,7 @@
 mod builder;
 pub mod recipe;
 
-pub use builder::{BuildError, BuildOptions, BuiltImage, DEFAULT_CACHE_DIR, build_image};
+pub use builder::{
+    BuildError, BuildOptions, BuiltImage, DEFAULT_CACHE_DIR, build_image, effective_uid, which,
+};
 pub use recipe::{DEFAULT_TAG, DESKTOP_LABEL, RECIPE_LABEL, Recipe};

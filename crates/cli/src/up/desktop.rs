@@ -44,6 +44,7 @@ pub async fn look(docker_host: &str) -> DesktopImage {
 /// and `atrium up` goes on without the desktop.
 pub async fn build() -> DesktopImage {
     eprintln!("==> building the desktop image {IMAGE} (a few minutes the first time)");
+    install_debootstrap().await;
     let options = atrium_desktop::BuildOptions::new(IMAGE.to_owned());
     let built = tokio::task::spawn_blocking(move || {
         atrium_desktop::build_image(&options, &mut |line| eprintln!("==> {line}"))
@@ -59,6 +60,34 @@ pub async fn build() -> DesktopImage {
             eprintln!("==> the desktop image was not built: {e}");
             DesktopImage::Missing
         }
+    }
+}
+
+/// As root on a machine with apt-get and without debootstrap, installs Debian's package (the
+/// one thing the build needs that a fresh Debian machine lacks), saying so. Otherwise leaves
+/// it to the build to say what is missing.
+async fn install_debootstrap() {
+    let have = |program: &str| atrium_desktop::which(program).is_some();
+    let root = atrium_desktop::effective_uid().is_ok_and(|uid| uid == 0);
+    if have("debootstrap") || !root || !have("apt-get") {
+        return;
+    }
+    eprintln!("==> installing debootstrap with apt-get (the desktop image is built with it)");
+    let installed = tokio::process::Command::new("apt-get")
+        .args([
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "debootstrap",
+        ])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .await;
+    match installed {
+        Ok(status) if status.success() => {}
+        Ok(status) => eprintln!("==> apt-get install debootstrap failed ({status})"),
+        Err(e) => eprintln!("==> apt-get could not run: {e}"),
     }
 }
 
