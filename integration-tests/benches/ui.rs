@@ -77,16 +77,7 @@ async fn launches(chrome: &Chrome, label: &str, name: &str, ready: Ready<'_>, n:
         ratios.push(launch.ui.as_secs_f64() / launch.service.as_secs_f64());
         ui.push(launch.ui);
         service.push(launch.service);
-        let (status, body) = chrome
-            .fetch(
-                "DELETE",
-                &format!("/api/v1/sessions/{}", launch.session_id),
-                None,
-                true,
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        common::wait_state(chrome, &launch.session_id, "OBSERVED_STATE_DELETED", LAUNCH).await;
+        common::delete_and_wait(chrome, &launch.session_id, LAUNCH).await;
         // The agent's next heartbeat gives the cores back to placement.
         tokio::time::sleep(Duration::from_millis(1500)).await;
     }

@@ -54,6 +54,15 @@ pub async fn launch_from_page(chrome: &Chrome, workspace: &str) -> String {
     id
 }
 
+/// Deletes the session from the page (with the CSRF header) and waits until it is deleted.
+pub async fn delete_and_wait(chrome: &Chrome, id: &str, timeout: Duration) {
+    let (status, body) = chrome
+        .fetch("DELETE", &format!("/api/v1/sessions/{id}"), None, true)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    wait_state(chrome, id, "OBSERVED_STATE_DELETED", timeout).await;
+}
+
 /// Polls the session from the page until its observed state is `state`.
 pub async fn wait_state(chrome: &Chrome, id: &str, state: &str, timeout: Duration) -> Value {
     let deadline = Instant::now() + timeout;

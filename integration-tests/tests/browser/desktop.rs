@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use atrium_integration_tests::{USER_PASSWORD, cargo_binary, demo_workspace};
 
-use crate::common::{user, wait_state};
+use crate::common::{delete_and_wait, user};
 use crate::driver::{Chrome, browser_enabled};
 use crate::flows::{
     LAUNCH, Ready, STEP, in_frame, launch_from_dashboard, leave_frame, sign_in_to_dashboard,
@@ -80,22 +80,7 @@ async fn the_desktop_launched_from_the_ui_connects_novnc_through_the_proxy() {
         "{status}"
     );
     type_into_the_terminal(&chrome, &launch.session_id).await;
-    let (status, body) = chrome
-        .fetch(
-            "DELETE",
-            &format!("/api/v1/sessions/{}", launch.session_id),
-            None,
-            true,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    wait_state(
-        &chrome,
-        &launch.session_id,
-        "OBSERVED_STATE_DELETED",
-        LAUNCH,
-    )
-    .await;
+    delete_and_wait(&chrome, &launch.session_id, LAUNCH).await;
     chrome.close().await;
 }
 
